@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The agent's state, passed as a context to its handlers (no globals). */
+#ifndef BERTH_AGENT_H
+#define BERTH_AGENT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "ipam.h"
+
+/* Container ID of an allocation rebuilt from the host: "recovered-<host veth>". */
+#define RECOVERED_PREFIX "recovered-"
+
+struct agent_config {
+	const char *node_name;
+	const char *run_dir;
+	const char *cni_conf_dir;
+	const char *network_name;
+	const char *veth_prefix;
+	const char *pool_spec;
+	const char *conflist_version;
+	unsigned int mtu;
+	bool chain_portmap;
+	bool recover_ipam;
+	int64_t cooldown_ms;
+	int64_t reclaim_grace_ms;
+};
+
+struct agent_counters {
+	uint64_t add_ok, add_err, del_ok, check_ok, check_err, gc_released, reclaimed, bad_requests,
+		veths_removed, commits, commit_errors;
+};
+
+struct agent {
+	struct agent_config cfg;
+	char cni_sock[PATH_MAX], status_sock[PATH_MAX], checkpoint[PATH_MAX], conflist[PATH_MAX];
+	struct ipam *ipam;
+	uint64_t committed_generation;
+	bool ready;
+	int64_t started_at_ms;
+	struct agent_counters counters;
+};
+
+int64_t agent_now_ms(void);
+
+/* server_handler_fn for cni.sock and status.sock (handlers.c). */
+json_t *agent_handle_cni(void *ctx, const char *buf, size_t len, bool *durable);
+json_t *agent_handle_status(void *ctx, const char *buf, size_t len, bool *durable);
+/* server_commit_fn: persist the pool when it changed. */
+int agent_commit(void *ctx);
+
+/* reconcile.c: compare allocations with the host's veths and routes. */
+void agent_reconcile(struct agent *agent, bool at_start);
+
+/* reconcile.c: give interface-owned ranges a table and fill it from main. */
+int agent_resolve_tables(struct ipam_range *ranges, size_t n);
+
+/* conflist.c: write <cni-conf-dir>/10-berth.conflist (atomically). */
+int agent_write_conflist(const struct agent *agent);
+
+#endif

@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent.h"
+#include "checkpoint.h"
+#include "log.h"
+#include "proto.h"
+
+/* CNI error codes the agent hands back through the plugin. */
+enum {
+	CNI_ERR_UNKNOWN_CONTAINER = 3,
+	CNI_ERR_DECODE = 6,
+	CNI_ERR_INVALID_CONFIG = 7,
+	CNI_ERR_TRY_AGAIN = 11,
+	CNI_ERR_NOT_AVAILABLE = 50,
+};
+
+int64_t agent_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static json_t *alloc_reply(const struct ipam_alloc *a, bool existing)
+{
+	char ip[INET_ADDRSTRLEN];
+	json_t *o;
+
+	inet_ntop(AF_INET, &a->ip, ip, sizeof(ip));
+	o = json_pack("{s:b,s:s,s:b}", "ok", 1, "ip", ip, "existing", existing);
+	if (o && a->range && a->range->iface[0]) {
+		json_object_set_new(o, "iface", json_string(a->range->iface));
+		json_object_set_new(o, "table", json_integer(a->range->table));
+	}
+	return o;
+}
+
+static json_t *handle_add(struct agent *agent, const struct proto_request *req, bool *durable)
+{
+	struct ipam_owner owner = { .att = req->att };
+	const struct ipam_alloc *a;
+	int r;
+
+	strcpy(owner.network, req->network);
+	strcpy(owner.k8s_namespace, req->k8s_namespace);
+	strcpy(owner.pod, req->pod);
+	strcpy(owner.host_veth, req->host_veth);
+	r = ipam_assign(agent->ipam, &owner, agent_now_ms(), &a);
+	if (r == -ENOSPC) {
+		struct ipam_stats st;
+
+		agent->counters.add_err++;
+		ipam_get_stats(agent->ipam, agent_now_ms(), &st);
+		log_warn("add %s/%s: pool exhausted (%zu assigned, %zu cooling)", req->k8s_namespace,
+			 req->pod, st.assigned, st.cooling);
+		return proto_error_reply(CNI_ERR_TRY_AGAIN,
+					 "no free address: %zu of %zu assigned, %zu cooling down",
+					 st.assigned, st.size, st.cooling);
+	}
+	if (r == -EEXIST) {
+		agent->counters.add_err++;
+		return proto_error_reply(CNI_ERR_INVALID_CONFIG,
+					 "attachment %s/%s already holds an address for another host veth",
+					 req->att.container_id, req->att.ifname);
+	}
+	if (r < 0) {
+		agent->counters.add_err++;
+		return proto_error_reply(CNI_ERR_TRY_AGAIN, "cannot assign: %s", strerror(-r));
+	}
+	agent->counters.add_ok++;
+	/*
+	 * Held even for a repeated ADD: the first may still be waiting for this
+	 * round's commit, and no reply may name an address before it is on disk.
+	 */
+	*durable = true;
+	if (r == 0) {
+		char ip[INET_ADDRSTRLEN];
+
+		log_info("assigned %s to %s/%s (%.12s %s)", inet_ntop(AF_INET, &a->ip, ip, sizeof(ip)),
+			 req->k8s_namespace, req->pod, req->att.container_id, req->att.ifname);
+	}
+	return alloc_reply(a, r == 1);
+}
+
+static json_t *handle_del(struct agent *agent, const struct proto_request *req, bool *durable)
+{
+	const struct ipam_alloc *a = ipam_lookup(agent->ipam, req->network, &req->att);
+	char ip[INET_ADDRSTRLEN] = "-";
+
+	agent->counters.del_ok++;
+	/*
+	 * An allocation rebuilt from the host (recovery) has no container ID; the
+	 * runtime's DEL still names its address through prevResult.
+	 */
+	if (!a && req->has_ip) {
+		a = ipam_lookup_ip(agent->ipam, req->ip);
+		if (a && strncmp(a->owner.att.container_id, RECOVERED_PREFIX, strlen(RECOVERED_PREFIX)) != 0)
+			a = NULL;
+		if (a) {
+			log_info("released recovered %s (%s) on DEL of %.12s", inet_ntop(AF_INET, &a->ip, ip, sizeof(ip)),
+				 a->owner.host_veth, req->att.container_id);
+			ipam_release_ip(agent->ipam, req->ip, agent_now_ms());
+			*durable = true;
+			return json_pack("{s:b}", "ok", 1);
+		}
+	}
+	if (!a)
+		return json_pack("{s:b}", "ok", 1); /* never added, or already released */
+	inet_ntop(AF_INET, &a->ip, ip, sizeof(ip));
+	log_info("released %s from %s/%s (%.12s %s)", ip, a->owner.k8s_namespace, a->owner.pod,
+		 req->att.container_id, req->att.ifname);
+	ipam_release(agent->ipam, req->network, &req->att, agent_now_ms());
+	*durable = true;
+	return json_pack("{s:b}", "ok", 1);
+}
+
+static json_t *handle_check(struct agent *agent, const struct proto_request *req)
+{
+	const struct ipam_alloc *a = ipam_lookup(agent->ipam, req->network, &req->att);
+	char ip[INET_ADDRSTRLEN];
+
+	if (!a) {
+		agent->counters.check_err++;
+		return proto_error_reply(CNI_ERR_UNKNOWN_CONTAINER,
+					 "no address is allocated to %s/%s in network %s",
+					 req->att.container_id, req->att.ifname, req->network);
+	}
+	if (req->has_ip && req->ip.s_addr != a->ip.s_addr) {
+		agent->counters.check_err++;
+		return proto_error_reply(CNI_ERR_UNKNOWN_CONTAINER,
+					 "%s/%s holds %s, not the address in prevResult",
+					 req->att.container_id, req->att.ifname,
+					 inet_ntop(AF_INET, &a->ip, ip, sizeof(ip)));
+	}
+	agent->counters.check_ok++;
+	return alloc_reply(a, true);
+}
+
+static json_t *handle_gc(struct agent *agent, const struct proto_request *req, bool *durable)
+{
+	size_t n = ipam_gc(agent->ipam, req->network, req->valid, req->n_valid, agent_now_ms());
+
+	if (n) {
+		log_info("gc of network %s released %zu addresses", req->network, n);
+		*durable = true;
+	}
+	agent->counters.gc_released += n;
+	return json_pack("{s:b,s:I}", "ok", 1, "released", (json_int_t)n);
+}
+
+json_t *agent_handle_cni(void *ctx, const char *buf, size_t len, bool *durable)
+{
+	struct agent *agent = ctx;
+	struct proto_request req;
+	json_t *reply;
+	char err[256];
+
+	if (proto_decode_request(buf, len, &req, err, sizeof(err)) < 0) {
+		agent->counters.bad_requests++;
+		log_warn("cni.sock: bad request: %s", err);
+		return proto_error_reply(CNI_ERR_DECODE, "bad request: %s", err);
+	}
+	if (!agent->ready) {
+		reply = proto_error_reply(CNI_ERR_NOT_AVAILABLE, "agent is not ready");
+		goto out;
+	}
+	switch (req.op) {
+	case OP_ADD:
+		reply = handle_add(agent, &req, durable);
+		break;
+	case OP_DEL:
+		reply = handle_del(agent, &req, durable);
+		break;
+	case OP_CHECK:
+		reply = handle_check(agent, &req);
+		break;
+	case OP_GC:
+		reply = handle_gc(agent, &req, durable);
+		break;
+	case OP_READY:
+		reply = json_pack("{s:b}", "ok", 1);
+		break;
+	default:
+		reply = proto_error_reply(CNI_ERR_DECODE, "op not served on this socket");
+		break;
+	}
+out:
+	proto_request_release(&req);
+	return reply;
+}
+
+static json_t *status_reply(const struct agent *agent)
+{
+	struct ipam_stats st;
+
+	ipam_get_stats(agent->ipam, agent_now_ms(), &st);
+	return json_pack("{s:b,s:s,s:b,s:I,s:s,s:s,s:{s:s,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
+			 "ok", 1, "node", agent->cfg.node_name, "ready", agent->ready,
+			 "startedAt", (json_int_t)agent->started_at_ms, "network",
+			 agent->cfg.network_name, "checkpoint", agent->checkpoint,
+			 "pool", "ranges", agent->cfg.pool_spec, "size", (json_int_t)st.size,
+			 "free", (json_int_t)st.free, "assigned", (json_int_t)st.assigned,
+			 "cooling", (json_int_t)st.cooling,
+			 "counters", "addOk", (json_int_t)agent->counters.add_ok,
+			 "addErrors", (json_int_t)agent->counters.add_err,
+			 "dels", (json_int_t)agent->counters.del_ok,
+			 "reclaimed", (json_int_t)agent->counters.reclaimed,
+			 "badRequests", (json_int_t)agent->counters.bad_requests,
+			 "vethsRemoved", (json_int_t)agent->counters.veths_removed);
+}
+
+static int append_pod(const struct ipam_alloc *a, void *ctx)
+{
+	char ip[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &a->ip, ip, sizeof(ip));
+	json_array_append_new(ctx, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:s?}",
+					     "namespace", a->owner.k8s_namespace, "pod", a->owner.pod,
+					     "containerID", a->owner.att.container_id,
+					     "ifname", a->owner.att.ifname, "ip", ip,
+					     "hostVeth", a->owner.host_veth,
+					     "network", a->owner.network,
+					     "allocatedAt", (json_int_t)a->allocated_at_ms,
+					     "iface", a->range && a->range->iface[0] ? a->range->iface : NULL));
+	return 0;
+}
+
+json_t *agent_handle_status(void *ctx, const char *buf, size_t len, bool *durable)
+{
+	struct agent *agent = ctx;
+	struct proto_request req;
+	json_t *pods;
+	char err[256];
+
+	if (proto_decode_request(buf, len, &req, err, sizeof(err)) < 0) {
+		agent->counters.bad_requests++;
+		return proto_error_reply(CNI_ERR_DECODE, "bad request: %s", err);
+	}
+	proto_request_release(&req);
+	switch (req.op) {
+	case OP_STATUS:
+		return status_reply(agent);
+	case OP_PODS:
+		pods = json_array();
+		ipam_foreach(agent->ipam, append_pod, pods);
+		return json_pack("{s:b,s:o}", "ok", 1, "pods", pods);
+	default:
+		return proto_error_reply(CNI_ERR_DECODE, "op not served on the status socket");
+	}
+}
+
+int agent_commit(void *ctx)
+{
+	struct agent *agent = ctx;
+	uint64_t gen = ipam_generation(agent->ipam);
+	int r;
+
+	if (gen == agent->committed_generation)
+		return 0;
+	r = checkpoint_save(agent->ipam, agent->checkpoint);
+	if (r < 0) {
+		agent->counters.commit_errors++;
+		log_err("cannot write %s: %s", agent->checkpoint, strerror(-r));
+		return r;
+	}
+	agent->counters.commits++;
+	agent->committed_generation = gen;
+	return 0;
+}

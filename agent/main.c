@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * berth-agent: the node agent. Owns the node's VPC address pool and serves
+ * berth-cni (cni.sock) and berthctl (status.sock).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "checkpoint.h"
+#include "log.h"
+#include "server.h"
+#include "vethname.h"
+
+#define RECONCILE_INTERVAL_MS 5000
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: berth-agent --pool CIDR[@IFACE[:TABLE]][,...] [options]\n"
+		"  --node-name NAME        this node (env BERTH_NODE_NAME or NODE_NAME; default: hostname)\n"
+		"  --pool SPEC             the node's VPC addresses (env BERTH_POOL)\n"
+		"  --run-dir DIR           sockets and checkpoint (env BERTH_RUN_DIR; default /run/berth)\n"
+		"  --cni-conf-dir DIR      where 10-berth.conflist goes (env BERTH_CNI_CONF_DIR;\n"
+		"                          default /etc/cni/net.d)\n"
+		"  --network-name NAME     CNI network name (default berth)\n"
+		"  --veth-prefix P         host veth prefix, 1-4 of [a-z0-9] (default brt)\n"
+		"  --mtu N                 pod MTU (default 1500)\n"
+		"  --cooldown SECONDS      before a released address is reused (default 30)\n"
+		"  --reclaim-grace SECONDS before an allocation whose veth is gone is released (default 60)\n"
+		"  --no-portmap            do not chain portmap in the written conflist\n"
+		"  --conflist-version V    cniVersion of the conflist (default 1.0.0: Debian's portmap\n"
+		"                          does not speak 1.1.0; use 1.1.0 for STATUS and GC)\n"
+		"  --recover-ipam          set a corrupt checkpoint aside and rebuild from the host\n"
+		"  --log-level LEVEL       error|warn|info|debug (env BERTH_LOG_LEVEL; default info)\n");
+}
+
+static const char *env_or(const char *name, const char *fallback)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : fallback;
+}
+
+static int parse_seconds(const char *s, int64_t *out_ms)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 0 || v > 86400)
+		return -EINVAL;
+	*out_ms = v * 1000;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct agent_config *cfg)
+{
+	static const struct option opts[] = {
+		{ "node-name", required_argument, NULL, 'n' },
+		{ "pool", required_argument, NULL, 'p' },
+		{ "run-dir", required_argument, NULL, 'r' },
+		{ "cni-conf-dir", required_argument, NULL, 'c' },
+		{ "network-name", required_argument, NULL, 'N' },
+		{ "veth-prefix", required_argument, NULL, 'v' },
+		{ "mtu", required_argument, NULL, 'm' },
+		{ "cooldown", required_argument, NULL, 'C' },
+		{ "reclaim-grace", required_argument, NULL, 'g' },
+		{ "no-portmap", no_argument, NULL, 'P' },
+		{ "recover-ipam", no_argument, NULL, 'R' },
+		{ "conflist-version", required_argument, NULL, 'V' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	static char hostname[256];
+	enum log_level level;
+	const char *lvl = env_or("BERTH_LOG_LEVEL", "info");
+	char *end;
+	int c;
+
+	gethostname(hostname, sizeof(hostname) - 1);
+	*cfg = (struct agent_config){
+		.node_name = env_or("BERTH_NODE_NAME", env_or("NODE_NAME", hostname)),
+		.pool_spec = env_or("BERTH_POOL", NULL),
+		.run_dir = env_or("BERTH_RUN_DIR", "/run/berth"),
+		.cni_conf_dir = env_or("BERTH_CNI_CONF_DIR", "/etc/cni/net.d"),
+		.network_name = "berth",
+		.veth_prefix = VETH_PREFIX_DEFAULT,
+		.mtu = 1500,
+		.chain_portmap = true,
+		.conflist_version = "1.0.0",
+		.cooldown_ms = 30000,
+		.reclaim_grace_ms = 60000,
+	};
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n': cfg->node_name = optarg; break;
+		case 'p': cfg->pool_spec = optarg; break;
+		case 'r': cfg->run_dir = optarg; break;
+		case 'c': cfg->cni_conf_dir = optarg; break;
+		case 'N': cfg->network_name = optarg; break;
+		case 'v': cfg->veth_prefix = optarg; break;
+		case 'P': cfg->chain_portmap = false; break;
+		case 'R': cfg->recover_ipam = true; break;
+		case 'V': cfg->conflist_version = optarg; break;
+		case 'l': lvl = optarg; break;
+		case 'm':
+			errno = 0;
+			cfg->mtu = (unsigned int)strtoul(optarg, &end, 10);
+			if (errno || *end || cfg->mtu < 576 || cfg->mtu > 65535) {
+				fprintf(stderr, "berth-agent: --mtu must be 576..65535\n");
+				return -EINVAL;
+			}
+			break;
+		case 'C':
+			if (parse_seconds(optarg, &cfg->cooldown_ms) < 0) {
+				fprintf(stderr, "berth-agent: --cooldown must be 0..86400 seconds\n");
+				return -EINVAL;
+			}
+			break;
+		case 'g':
+			if (parse_seconds(optarg, &cfg->reclaim_grace_ms) < 0) {
+				fprintf(stderr, "berth-agent: --reclaim-grace must be 0..86400 seconds\n");
+				return -EINVAL;
+			}
+			break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -EINVAL;
+		}
+	}
+	if (optind != argc || !cfg->pool_spec) {
+		usage(stderr);
+		return -EINVAL;
+	}
+	if (log_parse_level(lvl, &level) < 0) {
+		fprintf(stderr, "berth-agent: bad log level \"%s\"\n", lvl);
+		return -EINVAL;
+	}
+	log_set_level(level);
+	if (!veth_prefix_valid(cfg->veth_prefix)) {
+		fprintf(stderr, "berth-agent: --veth-prefix must be 1-4 of [a-z0-9]\n");
+		return -EINVAL;
+	}
+	if (strcmp(cfg->conflist_version, "0.4.0") && strcmp(cfg->conflist_version, "1.0.0") &&
+	    strcmp(cfg->conflist_version, "1.1.0")) {
+		fprintf(stderr, "berth-agent: --conflist-version must be 0.4.0, 1.0.0 or 1.1.0\n");
+		return -EINVAL;
+	}
+	if (!proto_valid_ident(cfg->network_name, PROTO_NETWORK_MAX)) {
+		fprintf(stderr, "berth-agent: bad --network-name\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int join_path(char *out, const char *dir, const char *name)
+{
+	return snprintf(out, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* Load the checkpoint; a corrupt one stops the agent unless recovery was asked for. */
+static int load_pool(struct agent *agent, const struct ipam_range *ranges, size_t n)
+{
+	char err[512], aside[PATH_MAX + 32];
+	int r;
+
+	agent->ipam = ipam_new(ranges, n, agent->cfg.cooldown_ms, err, sizeof(err));
+	if (!agent->ipam) {
+		log_err("bad --pool: %s", err);
+		return -EINVAL;
+	}
+	r = checkpoint_load(agent->ipam, agent->checkpoint, err, sizeof(err));
+	if (r == 0 || r == -ENOENT) {
+		if (r == -ENOENT)
+			log_info("no checkpoint at %s: starting with an empty pool", agent->checkpoint);
+		return 0;
+	}
+	if (!agent->cfg.recover_ipam) {
+		log_err("%s", err);
+		log_err("refusing to start: an empty pool could hand out addresses pods still use. "
+			"To recover, restart with --recover-ipam: the file is kept as %s.corrupt-<time> "
+			"and allocations are rebuilt from the pods' host routes",
+			agent->checkpoint);
+		return -EINVAL;
+	}
+	snprintf(aside, sizeof(aside), "%s.corrupt-%lld", agent->checkpoint,
+		 (long long)(agent_now_ms() / 1000));
+	if (rename(agent->checkpoint, aside) < 0) {
+		log_err("cannot move %s aside: %s", agent->checkpoint, strerror(errno));
+		return -errno;
+	}
+	log_warn("%s; kept as %s, rebuilding allocations from the host", err, aside);
+	ipam_free(agent->ipam);
+	agent->ipam = ipam_new(ranges, n, agent->cfg.cooldown_ms, err, sizeof(err));
+	return agent->ipam ? 0 : -ENOMEM;
+}
+
+static int setup(struct agent *agent, struct server *srv)
+{
+	struct ipam_range *ranges = NULL;
+	char err[256];
+	size_t n;
+	int r;
+
+	if (join_path(agent->cni_sock, agent->cfg.run_dir, "cni.sock") < 0 ||
+	    join_path(agent->status_sock, agent->cfg.run_dir, "status.sock") < 0 ||
+	    join_path(agent->checkpoint, agent->cfg.run_dir, "ipam.json") < 0 ||
+	    join_path(agent->conflist, agent->cfg.cni_conf_dir, "10-berth.conflist") < 0) {
+		log_err("--run-dir or --cni-conf-dir is too long");
+		return -ENAMETOOLONG;
+	}
+	if (mkdir(agent->cfg.run_dir, 0700) < 0 && errno != EEXIST) {
+		log_err("cannot create %s: %s", agent->cfg.run_dir, strerror(errno));
+		return -errno;
+	}
+	r = ipam_parse_pool(agent->cfg.pool_spec, &ranges, &n, err, sizeof(err));
+	if (r < 0) {
+		log_err("bad --pool: %s", err);
+		return r;
+	}
+	r = agent_resolve_tables(ranges, n);
+	if (r == 0)
+		r = load_pool(agent, ranges, n);
+	free(ranges);
+	if (r < 0)
+		return r;
+	agent_reconcile(agent, true);
+	r = agent_commit(agent);
+	if (r < 0)
+		return r;
+	r = server_listen(srv, agent->cni_sock, agent_handle_cni);
+	if (r == 0)
+		r = server_listen(srv, agent->status_sock, agent_handle_status);
+	if (r < 0) {
+		log_err("cannot listen in %s: %s", agent->cfg.run_dir, strerror(-r));
+		return r;
+	}
+	agent->ready = true;
+	r = agent_write_conflist(agent);
+	if (r < 0) {
+		log_err("cannot write %s: %s", agent->conflist, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+static int make_signalfd(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+int main(int argc, char **argv)
+{
+	struct agent agent = { 0 };
+	struct server *srv = NULL;
+	int64_t next_reconcile;
+	int sfd, r, status = 1;
+
+	if (parse_args(argc, argv, &agent.cfg) < 0)
+		return 2;
+	agent.started_at_ms = agent_now_ms();
+	sfd = make_signalfd();
+	srv = server_new(agent_commit, &agent);
+	if (sfd < 0 || !srv || server_watch_fd(srv, sfd) < 0) {
+		log_err("cannot set up the event loop");
+		goto out;
+	}
+	if (setup(&agent, srv) < 0)
+		goto out;
+	log_info("serving node %s: pool %s, %s and %s, conflist %s", agent.cfg.node_name,
+		 agent.cfg.pool_spec, agent.cni_sock, agent.status_sock, agent.conflist);
+	next_reconcile = agent_now_ms() + RECONCILE_INTERVAL_MS;
+	for (;;) {
+		r = server_run(srv, 1000);
+		if (r < 0) {
+			log_err("event loop: %s", strerror(-r));
+			goto out;
+		}
+		if (r == sfd) {
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				log_info("signal %u: shutting down (pods keep their networking)", si.ssi_signo);
+				break;
+			}
+		}
+		if (agent_now_ms() >= next_reconcile) {
+			agent_reconcile(&agent, false);
+			agent_commit(&agent);
+			next_reconcile = agent_now_ms() + RECONCILE_INTERVAL_MS;
+		}
+	}
+	status = agent_commit(&agent) < 0;
+out:
+	server_free(srv);
+	ipam_free(agent.ipam);
+	if (sfd >= 0)
+		close(sfd);
+	return status;
+}

@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The agent's view of the host: which pod veths and pod routes exist. The
+ * checkpoint says what berth handed out; the host says what is in use. They
+ * disagree after a crash, a DEL the agent never saw, or a lost checkpoint,
+ * and the rules here settle it without ever handing out a live address:
+ *   - a /32 route to a pool address over one of our veths with no
+ *     allocation is adopted (the pod is alive; the checkpoint forgot it);
+ *   - an allocation whose veth has been gone for the grace period is
+ *     released (the pod is gone; its DEL never reached us);
+ *   - a veth of ours that no allocation names is deleted (its DEL released
+ *     the address but the netns outlived it).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/rtnetlink.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "log.h"
+#include "nl.h"
+
+#define MAX_VETHS 4096
+#define MAX_COPIED_ROUTES 64
+
+struct veth {
+	int ifindex;
+	char name[IFNAMSIZ];
+	bool claimed;
+};
+
+struct host_view {
+	const char *prefix;
+	struct veth *veths;
+	size_t n;
+};
+
+static int collect_veth(const struct nl_link *link, void *data)
+{
+	struct host_view *hv = data;
+
+	if (strcmp(link->kind, "veth") != 0 ||
+	    strncmp(link->name, hv->prefix, strlen(hv->prefix)) != 0)
+		return 0;
+	if (hv->n == MAX_VETHS)
+		return -E2BIG;
+	hv->veths[hv->n++] = (struct veth){ .ifindex = link->ifindex };
+	strcpy(hv->veths[hv->n - 1].name, link->name);
+	return 0;
+}
+
+static struct veth *find_veth_by_name(struct host_view *hv, const char *name)
+{
+	for (size_t i = 0; i < hv->n; i++)
+		if (strcmp(hv->veths[i].name, name) == 0)
+			return &hv->veths[i];
+	return NULL;
+}
+
+static struct veth *find_veth_by_index(struct host_view *hv, int ifindex)
+{
+	for (size_t i = 0; i < hv->n; i++)
+		if (hv->veths[i].ifindex == ifindex)
+			return &hv->veths[i];
+	return NULL;
+}
+
+/* ---- adopt pod routes the checkpoint does not know ---- */
+
+struct adopt_ctx {
+	struct agent *agent;
+	struct host_view *hv;
+};
+
+static const struct nl_policy route_policy[RTA_MAX + 1] = {
+	[RTA_DST] = { MNL_TYPE_BINARY, 4 },
+	[RTA_OIF] = { MNL_TYPE_U32, 0 },
+	[RTA_TABLE] = { MNL_TYPE_U32, 0 },
+};
+
+static int adopt_route(const struct nlmsghdr *nlh, void *data)
+{
+	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[RTA_MAX + 1];
+	struct adopt_ctx *ac = data;
+	struct ipam_owner owner = { 0 };
+	struct in_addr ip;
+	struct veth *v;
+	char ipbuf[INET_ADDRSTRLEN];
+
+	if (rtm->rtm_family != AF_INET || rtm->rtm_dst_len != 32 || rtm->rtm_table != RT_TABLE_MAIN ||
+	    nl_attr_parse(nlh, sizeof(*rtm), route_policy, RTA_MAX, tb) < 0 || !tb[RTA_DST] ||
+	    !tb[RTA_OIF])
+		return MNL_CB_OK;
+	v = find_veth_by_index(ac->hv, (int)mnl_attr_get_u32(tb[RTA_OIF]));
+	if (!v)
+		return MNL_CB_OK;
+	memcpy(&ip, mnl_attr_get_payload(tb[RTA_DST]), 4);
+	snprintf(owner.network, sizeof(owner.network), "%s", ac->agent->cfg.network_name);
+	snprintf(owner.att.container_id, sizeof(owner.att.container_id), RECOVERED_PREFIX "%s", v->name);
+	strcpy(owner.att.ifname, "eth0");
+	strcpy(owner.k8s_namespace, "unknown");
+	snprintf(owner.pod, sizeof(owner.pod), "%s", v->name);
+	strcpy(owner.host_veth, v->name);
+	/* -EEXIST: the address (or this veth) is already accounted for. */
+	if (ipam_adopt(ac->agent->ipam, &owner, ip, agent_now_ms()) == 0)
+		log_warn("adopted %s on %s: a pod uses it but the checkpoint did not list it",
+			 inet_ntop(AF_INET, &ip, ipbuf, sizeof(ipbuf)), v->name);
+	return MNL_CB_OK;
+}
+
+static void adopt_unknown_pods(struct agent *agent, struct nl_sock *nl, struct host_view *hv)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE], err[256];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct rtmsg *rtm;
+	struct adopt_ctx ac = { agent, hv };
+	int r;
+
+	nlh->nlmsg_type = RTM_GETROUTE;
+	nlh->nlmsg_flags = NLM_F_DUMP;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	*rtm = (struct rtmsg){ .rtm_family = AF_INET, .rtm_table = RT_TABLE_MAIN };
+	r = nl_query(nl, nlh, adopt_route, &ac, err, sizeof(err));
+	if (r < 0)
+		log_warn("reconcile: route dump failed: %s %s", strerror(-r), err);
+}
+
+/* ---- release allocations whose veth is gone ---- */
+
+struct stale_ctx {
+	struct host_view *hv;
+	int64_t cutoff_ms;
+	struct ipam_owner *stale;
+	size_t n, cap;
+};
+
+static int mark_claimed_or_stale(const struct ipam_alloc *a, void *data)
+{
+	struct stale_ctx *sc = data;
+	struct veth *v = find_veth_by_name(sc->hv, a->owner.host_veth);
+
+	if (v) {
+		v->claimed = true;
+		return 0;
+	}
+	/* Young allocations may belong to an ADD that has not created its veth yet. */
+	if (a->allocated_at_ms > sc->cutoff_ms || sc->n == sc->cap)
+		return 0;
+	sc->stale[sc->n++] = a->owner;
+	return 0;
+}
+
+static void release_stale(struct agent *agent, struct stale_ctx *sc)
+{
+	for (size_t i = 0; i < sc->n; i++) {
+		const struct ipam_owner *o = &sc->stale[i];
+
+		log_info("reclaimed the address of %s/%s (%.12s %s): its host veth %s is gone",
+			 o->k8s_namespace, o->pod, o->att.container_id, o->att.ifname, o->host_veth);
+		ipam_release(agent->ipam, o->network, &o->att, agent_now_ms());
+		agent->counters.reclaimed++;
+	}
+}
+
+static void remove_orphan_veths(struct agent *agent, struct nl_sock *nl, struct host_view *hv)
+{
+	char err[256];
+
+	for (size_t i = 0; i < hv->n; i++) {
+		int r;
+
+		if (hv->veths[i].claimed)
+			continue;
+		/* By index, not name: a new veth of the same name belongs to a new sandbox. */
+		r = nl_link_del(nl, hv->veths[i].ifindex, err, sizeof(err));
+		if (r == 0) {
+			log_info("removed host veth %s: no allocation names it", hv->veths[i].name);
+			agent->counters.veths_removed++;
+		} else if (r != -ENODEV) {
+			log_warn("cannot remove host veth %s: %s %s", hv->veths[i].name, strerror(-r), err);
+		}
+	}
+}
+
+void agent_reconcile(struct agent *agent, bool at_start)
+{
+	struct host_view hv = { .prefix = agent->cfg.veth_prefix };
+	struct stale_ctx sc = { .hv = &hv };
+	struct nl_sock *nl = nl_open();
+	char err[256];
+	int r;
+
+	hv.veths = calloc(MAX_VETHS, sizeof(*hv.veths));
+	sc.cap = MAX_VETHS;
+	sc.stale = calloc(sc.cap, sizeof(*sc.stale));
+	if (!nl || !hv.veths || !sc.stale) {
+		log_warn("reconcile: cannot open netlink or allocate");
+		goto out;
+	}
+	r = nl_link_dump(nl, collect_veth, &hv, err, sizeof(err));
+	if (r < 0) {
+		/* Acting on a partial view could release live addresses: skip this round. */
+		log_warn("reconcile: link dump failed: %s %s", strerror(-r), err);
+		goto out;
+	}
+	adopt_unknown_pods(agent, nl, &hv);
+	sc.cutoff_ms = agent_now_ms() - agent->cfg.reclaim_grace_ms;
+	ipam_foreach(agent->ipam, mark_claimed_or_stale, &sc);
+	release_stale(agent, &sc);
+	remove_orphan_veths(agent, nl, &hv);
+	if (at_start)
+		log_info("reconciled with the host: %zu pod veths", hv.n);
+out:
+	free(sc.stale);
+	free(hv.veths);
+	nl_close(nl);
+}
+
+/* ---- policy-routing tables for addresses owned by secondary interfaces ---- */
+
+struct copy_ctx {
+	int oif;
+	char msgs[MAX_COPIED_ROUTES][512];
+	size_t n;
+};
+
+static int collect_iface_route(const struct nlmsghdr *nlh, void *data)
+{
+	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[RTA_MAX + 1];
+	struct copy_ctx *cc = data;
+
+	if (rtm->rtm_family != AF_INET || rtm->rtm_table != RT_TABLE_MAIN ||
+	    nl_attr_parse(nlh, sizeof(*rtm), route_policy, RTA_MAX, tb) < 0 || !tb[RTA_OIF] ||
+	    (int)mnl_attr_get_u32(tb[RTA_OIF]) != cc->oif || nlh->nlmsg_len > sizeof(cc->msgs[0]) ||
+	    cc->n == MAX_COPIED_ROUTES)
+		return MNL_CB_OK;
+	memcpy(cc->msgs[cc->n++], nlh, nlh->nlmsg_len);
+	return MNL_CB_OK;
+}
+
+/*
+ * Replies from a secondary interface's addresses must leave through it, so its
+ * table holds the interface's routes from main (its subnet, its gateway).
+ */
+static int fill_table(struct nl_sock *nl, const struct ipam_range *r, int ifindex)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE], err[256];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct copy_ctx *cc = calloc(1, sizeof(*cc));
+	struct rtmsg *rtm;
+	int ret;
+
+	if (!cc)
+		return -ENOMEM;
+	cc->oif = ifindex;
+	nlh->nlmsg_type = RTM_GETROUTE;
+	nlh->nlmsg_flags = NLM_F_DUMP;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	*rtm = (struct rtmsg){ .rtm_family = AF_INET, .rtm_table = RT_TABLE_MAIN };
+	ret = nl_query(nl, nlh, collect_iface_route, cc, err, sizeof(err));
+	for (size_t i = 0; ret == 0 && i < cc->n; i++) {
+		struct nlmsghdr *m = (struct nlmsghdr *)cc->msgs[i];
+		struct rtmsg *rm = mnl_nlmsg_get_payload(m);
+		struct nlattr *a;
+
+		m->nlmsg_type = RTM_NEWROUTE;
+		m->nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+		rm->rtm_table = RT_TABLE_UNSPEC;
+		/* Rewrite RTA_TABLE in place; every dumped route carries one. */
+		mnl_attr_for_each(a, m, sizeof(*rm))
+			if (mnl_attr_get_type(a) == RTA_TABLE)
+				*(uint32_t *)mnl_attr_get_payload(a) = r->table;
+		ret = nl_request(nl, m, err, sizeof(err));
+		if (ret < 0)
+			log_err("cannot copy a route of %s into table %u: %s %s", r->iface, r->table,
+				strerror(-ret), err);
+	}
+	free(cc);
+	return ret;
+}
+
+int agent_resolve_tables(struct ipam_range *ranges, size_t n)
+{
+	struct nl_sock *nl = NULL;
+	struct nl_link link;
+	char err[256];
+	int r = 0;
+
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (!ranges[i].iface[0])
+			continue;
+		if (!nl && !(nl = nl_open()))
+			return -errno;
+		r = nl_link_get(nl, ranges[i].iface, &link, err, sizeof(err));
+		if (r < 0) {
+			log_err("pool interface %s: %s", ranges[i].iface, strerror(-r));
+			break;
+		}
+		/* As the Amazon VPC CNI numbers tables per device; 100+ keeps clear of 253-255. */
+		if (!ranges[i].table)
+			ranges[i].table = 100 + (uint32_t)link.ifindex;
+		r = fill_table(nl, &ranges[i], link.ifindex);
+	}
+	nl_close(nl);
+	return r;
+}

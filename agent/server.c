@@ -1,0 +1,343 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proto.h"
+#include "server.h"
+#include "unixsock.h"
+
+#define MAX_LISTENERS 4
+#define MAX_WATCHED 4
+#define MAX_CONNS 1024
+/* A client that has not sent its whole request or read its reply by then is dropped. */
+#define CONN_DEADLINE_MS 10000
+#define CNI_TRY_AGAIN 11
+
+enum conn_state { CONN_READING, CONN_HELD, CONN_WRITING };
+
+struct conn {
+	int fd;
+	enum conn_state state;
+	server_handler_fn handler;
+	long long deadline;
+	char *buf; /* request while reading, reply while writing */
+	size_t len, cap, off;
+	json_t *held; /* reply waiting for the commit */
+	struct conn *next;
+};
+
+struct listener {
+	int fd;
+	char *path;
+	server_handler_fn handler;
+};
+
+struct server {
+	int epfd;
+	struct listener listeners[MAX_LISTENERS];
+	size_t n_listeners;
+	int watched[MAX_WATCHED];
+	size_t n_watched;
+	struct conn *conns;
+	size_t n_conns;
+	server_commit_fn commit;
+	void *ctx;
+};
+
+/* epoll data tags: listeners and watched fds are told apart from connections by pointer. */
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+struct server *server_new(server_commit_fn commit, void *ctx)
+{
+	struct server *srv = calloc(1, sizeof(*srv));
+
+	if (!srv)
+		return NULL;
+	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (srv->epfd < 0) {
+		free(srv);
+		return NULL;
+	}
+	srv->commit = commit;
+	srv->ctx = ctx;
+	return srv;
+}
+
+static void conn_close(struct server *srv, struct conn *c)
+{
+	struct conn **pp;
+
+	for (pp = &srv->conns; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	close(c->fd); /* also removes it from the epoll set */
+	json_decref(c->held);
+	free(c->buf);
+	free(c);
+	srv->n_conns--;
+}
+
+void server_free(struct server *srv)
+{
+	if (!srv)
+		return;
+	while (srv->conns)
+		conn_close(srv, srv->conns);
+	for (size_t i = 0; i < srv->n_listeners; i++) {
+		close(srv->listeners[i].fd);
+		unlink(srv->listeners[i].path);
+		free(srv->listeners[i].path);
+	}
+	close(srv->epfd);
+	free(srv);
+}
+
+int server_listen(struct server *srv, const char *path, server_handler_fn handler)
+{
+	struct listener *l;
+	struct epoll_event ev = { .events = EPOLLIN };
+	int fd;
+
+	if (srv->n_listeners == MAX_LISTENERS)
+		return -ENOSPC;
+	fd = usock_listen(path, 0600, 512);
+	if (fd < 0)
+		return fd;
+	l = &srv->listeners[srv->n_listeners];
+	*l = (struct listener){ .fd = fd, .path = strdup(path), .handler = handler };
+	ev.data.ptr = l;
+	if (!l->path || epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		free(l->path);
+		close(fd);
+		return -ENOMEM;
+	}
+	srv->n_listeners++;
+	return 0;
+}
+
+int server_watch_fd(struct server *srv, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	if (srv->n_watched == MAX_WATCHED)
+		return -ENOSPC;
+	srv->watched[srv->n_watched] = fd;
+	ev.data.ptr = &srv->watched[srv->n_watched];
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -errno;
+	srv->n_watched++;
+	return 0;
+}
+
+static void conn_set_reply(struct conn *c, json_t *reply)
+{
+	free(c->buf);
+	c->buf = json_dumps(reply, JSON_COMPACT);
+	json_decref(reply);
+	c->len = c->buf ? strlen(c->buf) : 0;
+	c->off = 0;
+	c->state = CONN_WRITING;
+}
+
+static bool peer_is_root(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == 0;
+}
+
+static void accept_all(struct server *srv, struct listener *l)
+{
+	/* Bounded by the backlog: accept4 returns EAGAIN once it is drained. */
+	for (;;) {
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLET };
+		struct conn *c;
+		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0)
+			return;
+		if (srv->n_conns >= MAX_CONNS) {
+			close(fd); /* the client sees a reset and retries: better than unbounded memory */
+			continue;
+		}
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		*c = (struct conn){ .fd = fd, .handler = l->handler, .deadline = now_ms() + CONN_DEADLINE_MS };
+		ev.data.ptr = c;
+		if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->next = srv->conns;
+		srv->conns = c;
+		srv->n_conns++;
+		if (!peer_is_root(fd))
+			conn_set_reply(c, proto_error_reply(4, "permission denied: only root may use this socket"));
+	}
+}
+
+/* Read what is there; when the request is whole (EOF), serve it. */
+static void conn_read(struct server *srv, struct conn *c)
+{
+	bool durable = false;
+	json_t *reply;
+
+	for (;;) {
+		ssize_t n;
+
+		if (c->len == c->cap) {
+			size_t cap = c->cap ? c->cap * 2 : 4096;
+			char *b;
+
+			if (c->cap > PROTO_MAX_REQUEST) {
+				conn_set_reply(c, proto_error_reply(6, "request exceeds %u bytes",
+								    PROTO_MAX_REQUEST));
+				shutdown(c->fd, SHUT_RD);
+				return;
+			}
+			b = realloc(c->buf, cap);
+			if (!b) {
+				conn_close(srv, c);
+				return;
+			}
+			c->buf = b;
+			c->cap = cap;
+		}
+		n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+		if (n > 0) {
+			c->len += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n < 0) {
+			conn_close(srv, c);
+			return;
+		}
+		break; /* EOF: the request is complete */
+	}
+	reply = c->handler(srv->ctx, c->buf, c->len, &durable);
+	if (!reply)
+		reply = proto_error_reply(5, "out of memory");
+	if (durable) {
+		c->held = reply;
+		c->state = CONN_HELD;
+		return;
+	}
+	conn_set_reply(c, reply);
+}
+
+/* 0 when done (closed), 1 when the socket is full. */
+static int conn_write(struct server *srv, struct conn *c)
+{
+	while (c->off < c->len) {
+		ssize_t n = send(c->fd, c->buf + c->off, c->len - c->off, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 1;
+		if (n < 0)
+			break;
+		c->off += (size_t)n;
+	}
+	conn_close(srv, c);
+	return 0;
+}
+
+static void conn_event(struct server *srv, struct conn *c)
+{
+	if (c->state == CONN_READING)
+		conn_read(srv, c);
+	/* conn_read may have closed c; only a connection in the list is still alive. */
+	for (struct conn *p = srv->conns; p; p = p->next)
+		if (p == c && c->state == CONN_WRITING) {
+			conn_write(srv, c);
+			break;
+		}
+}
+
+/* Commit held replies as a group, then send them (or an error if the commit failed). */
+static void release_held(struct server *srv)
+{
+	struct conn *c, *next;
+	bool any = false;
+	int r;
+
+	for (c = srv->conns; c; c = c->next)
+		any |= c->state == CONN_HELD;
+	if (!any)
+		return;
+	r = srv->commit(srv->ctx);
+	for (c = srv->conns; c; c = next) {
+		next = c->next;
+		if (c->state != CONN_HELD)
+			continue;
+		if (r < 0) {
+			json_decref(c->held);
+			c->held = proto_error_reply(CNI_TRY_AGAIN, "cannot persist the address pool: %s",
+						    strerror(-r));
+		}
+		conn_set_reply(c, c->held);
+		c->held = NULL;
+		conn_write(srv, c);
+	}
+}
+
+static void expire_conns(struct server *srv)
+{
+	long long now = now_ms();
+	struct conn *c, *next;
+
+	for (c = srv->conns; c; c = next) {
+		next = c->next;
+		if (c->state != CONN_HELD && now > c->deadline)
+			conn_close(srv, c);
+	}
+}
+
+int server_run(struct server *srv, int timeout_ms)
+{
+	struct epoll_event evs[64];
+	int n, woke = 0;
+
+	n = epoll_wait(srv->epfd, evs, 64, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	for (int i = 0; i < n; i++) {
+		void *p = evs[i].data.ptr;
+
+		if (p >= (void *)srv->listeners && p < (void *)(srv->listeners + MAX_LISTENERS)) {
+			accept_all(srv, p);
+		} else if (p >= (void *)srv->watched && p < (void *)(srv->watched + MAX_WATCHED)) {
+			woke = *(int *)p;
+		} else {
+			conn_event(srv, p);
+		}
+	}
+	release_held(srv);
+	expire_conns(srv);
+	return woke;
+}

@@ -1,0 +1,947 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The pod datapath over rtnetlink; see include/datapath.h and DESIGN.md
+ * ("The pod datapath").
+ *
+ * Two sockets per operation: `host`, opened in the caller's (node) netns, and
+ * `pod`, opened inside the pod's netns. A netlink socket keeps the netns it
+ * was created in, so after nl_open_netns() has returned this thread to the
+ * node netns everything, pod side included, is done from here: no code runs
+ * inside the pod's namespace, and no error path can leave us stranded there.
+ */
+#include "datapath.h"
+#include "nl.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fib_rules.h>
+#include <linux/if_link.h>
+#include <linux/neighbour.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/*
+ * Routes and rules berth installs carry this protocol number (190: not
+ * assigned in rtnetlink.h nor /etc/iproute2/rt_protos), so DEL removes only
+ * berth's objects and `ip route show proto 190` lists them.
+ */
+#define DP_RTPROT 0xbe
+
+/* The kernel gives loopback this index in every netns (LOOPBACK_IFINDEX). */
+#define DP_LOOPBACK_IFINDEX 1
+
+#define MAC_FMT "%02x:%02x:%02x:%02x:%02x:%02x"
+#define MAC_ARGS(m) (m)[0], (m)[1], (m)[2], (m)[3], (m)[4], (m)[5]
+
+struct dp {
+	const struct dp_pod *pod;
+	int host_ns;            /* the caller's netns: where the host veth goes */
+	struct nl_sock *host;   /* lives in host_ns */
+	struct nl_sock *pod_nl; /* lives in the pod's netns; NULL when it is gone (DEL) */
+	struct in_addr gw;      /* DP_GATEWAY */
+	char ip[INET_ADDRSTRLEN];
+	char kmsg[256];         /* the kernel's extended ACK for the last failed request */
+	char *err;
+	size_t errlen;
+};
+
+/* An IPv4 route in one table. */
+struct route {
+	uint32_t table;
+	struct in_addr dst;
+	uint8_t dst_len;
+	struct in_addr gw; /* INADDR_ANY: no gateway */
+	int oif;           /* 0: any (deleting) */
+	uint8_t scope;
+};
+
+/* An IPv4 "from/to address/32 lookup table" rule. */
+struct rule {
+	uint32_t prio;
+	uint32_t table;          /* 0: any (deleting) */
+	struct in_addr src, dst; /* INADDR_ANY: not part of the selector */
+};
+
+/* What dp_add has created so far, for its rollback. */
+struct undo {
+	bool veth;
+	bool rule_to;
+	bool rule_from;
+};
+
+/* Report "<what>: <strerror>[ (kernel: <extended ACK>)]" and return ret. */
+__attribute__((format(printf, 3, 4))) static int fail(struct dp *dp, int ret, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+
+	if (dp->err && dp->errlen) {
+		va_start(ap, fmt);
+		vsnprintf(dp->err, dp->errlen, fmt, ap);
+		va_end(ap);
+		n = strlen(dp->err);
+		snprintf(dp->err + n, dp->errlen - n, ": %s%s%s%s", strerror(-ret),
+			 dp->kmsg[0] ? " (kernel: " : "", dp->kmsg, dp->kmsg[0] ? ")" : "");
+	}
+	dp->kmsg[0] = '\0';
+	return ret;
+}
+
+/* Report a CHECK finding verbatim and return ret. */
+__attribute__((format(printf, 3, 4))) static int mismatch(struct dp *dp, int ret, const char *fmt,
+							  ...)
+{
+	va_list ap;
+
+	if (dp->err && dp->errlen) {
+		va_start(ap, fmt);
+		vsnprintf(dp->err, dp->errlen, fmt, ap);
+		va_end(ap);
+	}
+	return ret;
+}
+
+static bool name_ok(const char *name)
+{
+	return name[0] && strnlen(name, IFNAMSIZ) < IFNAMSIZ;
+}
+
+static void dp_close(struct dp *dp)
+{
+	nl_close(dp->pod_nl);
+	nl_close(dp->host);
+	if (dp->host_ns >= 0)
+		close(dp->host_ns);
+}
+
+/*
+ * Open both sockets. A pod netns that no longer exists (a missing path, or the
+ * empty file a runtime's unmounted bind mount leaves) is an error unless
+ * pod_optional, when dp->pod_nl is simply left NULL.
+ */
+static int dp_open(struct dp *dp, const struct dp_pod *pod, bool pod_optional, char *err,
+		   size_t errlen)
+{
+	int pod_ns, ret;
+
+	*dp = (struct dp){ .pod = pod, .host_ns = -1, .err = err, .errlen = errlen };
+	if (err && errlen)
+		err[0] = '\0';
+	inet_pton(AF_INET, DP_GATEWAY, &dp->gw);
+	inet_ntop(AF_INET, &pod->ip, dp->ip, sizeof(dp->ip));
+
+	dp->host_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (dp->host_ns < 0)
+		return fail(dp, -errno, "open host netns");
+	dp->host = nl_open();
+	if (!dp->host) {
+		ret = fail(dp, -errno, "open netlink socket");
+		goto out_close;
+	}
+	if (!pod->netns_path) {
+		if (pod_optional)
+			return 0;
+		ret = fail(dp, -EINVAL, "no pod netns given");
+		goto out_close;
+	}
+	pod_ns = open(pod->netns_path, O_RDONLY | O_CLOEXEC);
+	if (pod_ns < 0) {
+		ret = -errno;
+		if (ret == -ENOENT && pod_optional)
+			return 0;
+		fail(dp, ret, "open pod netns %s", pod->netns_path);
+		goto out_close;
+	}
+	dp->pod_nl = nl_open_netns(pod_ns);
+	ret = dp->pod_nl ? 0 : -errno;
+	close(pod_ns);
+	if (ret == -EINVAL && pod_optional)
+		return 0;
+	if (ret) {
+		fail(dp, ret, "open netlink socket in pod netns %s", pod->netns_path);
+		goto out_close;
+	}
+	return 0;
+
+out_close:
+	dp_close(dp);
+	return ret;
+}
+
+/* --- request builders --- */
+
+static struct nlmsghdr *msg_start(char *buf, uint16_t type, uint16_t flags, const void *hdr,
+				  size_t hdrlen)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = flags;
+	memcpy(mnl_nlmsg_put_extra_header(nlh, hdrlen), hdr, hdrlen);
+	return nlh;
+}
+
+static void put_in4(struct nlmsghdr *nlh, uint16_t type, struct in_addr a)
+{
+	mnl_attr_put(nlh, type, sizeof(a), &a);
+}
+
+static int route_req(struct dp *dp, struct nl_sock *nl, uint16_t type, uint16_t flags,
+		     const struct route *r)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	const struct rtmsg rtm = {
+		.rtm_family = AF_INET,
+		.rtm_dst_len = r->dst_len,
+		.rtm_table = r->table < 256 ? r->table : RT_TABLE_UNSPEC,
+		.rtm_protocol = DP_RTPROT,
+		.rtm_scope = r->scope,
+		.rtm_type = RTN_UNICAST,
+	};
+	struct nlmsghdr *nlh = msg_start(buf, type, flags, &rtm, sizeof(rtm));
+
+	mnl_attr_put_u32(nlh, RTA_TABLE, r->table);
+	if (r->dst_len)
+		put_in4(nlh, RTA_DST, r->dst);
+	if (r->gw.s_addr)
+		put_in4(nlh, RTA_GATEWAY, r->gw);
+	if (r->oif)
+		mnl_attr_put_u32(nlh, RTA_OIF, r->oif);
+	return nl_request(nl, nlh, dp->kmsg, sizeof(dp->kmsg));
+}
+
+static int rule_req(struct dp *dp, uint16_t type, uint16_t flags, const struct rule *r)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	const struct fib_rule_hdr frh = {
+		.family = AF_INET,
+		.dst_len = r->dst.s_addr ? 32 : 0,
+		.src_len = r->src.s_addr ? 32 : 0,
+		.table = r->table < 256 ? r->table : RT_TABLE_UNSPEC,
+		/* Deleting with FR_ACT_UNSPEC matches any action, as `ip rule del` does. */
+		.action = type == RTM_NEWRULE ? FR_ACT_TO_TBL : FR_ACT_UNSPEC,
+	};
+	struct nlmsghdr *nlh = msg_start(buf, type, flags, &frh, sizeof(frh));
+
+	mnl_attr_put_u32(nlh, FRA_PRIORITY, r->prio);
+	if (r->table)
+		mnl_attr_put_u32(nlh, FRA_TABLE, r->table);
+	if (r->src.s_addr)
+		put_in4(nlh, FRA_SRC, r->src);
+	if (r->dst.s_addr)
+		put_in4(nlh, FRA_DST, r->dst);
+	mnl_attr_put_u8(nlh, FRA_PROTOCOL, DP_RTPROT);
+	return nl_request(dp->host, nlh, dp->kmsg, sizeof(dp->kmsg));
+}
+
+static int addr_req(struct dp *dp, uint16_t type, uint16_t flags, int ifindex)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	const struct ifaddrmsg ifa = {
+		.ifa_family = AF_INET,
+		.ifa_prefixlen = 32,
+		.ifa_scope = RT_SCOPE_UNIVERSE,
+		.ifa_index = ifindex,
+	};
+	struct nlmsghdr *nlh = msg_start(buf, type, flags, &ifa, sizeof(ifa));
+
+	put_in4(nlh, IFA_LOCAL, dp->pod->ip);
+	put_in4(nlh, IFA_ADDRESS, dp->pod->ip);
+	return nl_request(dp->pod_nl, nlh, dp->kmsg, sizeof(dp->kmsg));
+}
+
+/* "from 198.18.1.5/32 lookup 100 priority 1536", as `ip rule` would put it. */
+static const char *rule_str(const struct dp *dp, const struct rule *r, char *buf, size_t len)
+{
+	char table[16] = "main";
+
+	if (r->table != RT_TABLE_MAIN)
+		snprintf(table, sizeof(table), "%u", r->table);
+	snprintf(buf, len, "%s %s/32 lookup %s priority %u", r->src.s_addr ? "from" : "to", dp->ip,
+		 table, r->prio);
+	return buf;
+}
+
+/* The two policy rules, when the pod has a table: "to" wins, so traffic to the pod stays in main. */
+static struct rule rule_to(const struct dp_pod *pod)
+{
+	return (struct rule){ .prio = DP_RULE_PRIO_TO_POD, .table = RT_TABLE_MAIN, .dst = pod->ip };
+}
+
+static struct rule rule_from(const struct dp_pod *pod)
+{
+	return (struct rule){ .prio = DP_RULE_PRIO_FROM_POD, .table = pod->table, .src = pod->ip };
+}
+
+static struct route host_route(const struct dp_pod *pod, int oif)
+{
+	return (struct route){ .table = RT_TABLE_MAIN, .dst = pod->ip, .dst_len = 32,
+			       .oif = oif, .scope = RT_SCOPE_LINK };
+}
+
+static struct route gw_route(const struct dp *dp, int oif)
+{
+	return (struct route){ .table = RT_TABLE_MAIN, .dst = dp->gw, .dst_len = 32,
+			       .oif = oif, .scope = RT_SCOPE_LINK };
+}
+
+static struct route default_route(const struct dp *dp, int oif)
+{
+	return (struct route){ .table = RT_TABLE_MAIN, .gw = dp->gw, .oif = oif,
+			       .scope = RT_SCOPE_UNIVERSE };
+}
+
+/* --- ADD --- */
+
+/*
+ * Create the pair from inside the pod netns (the socket lives there) with
+ * the peer born in the host netns: no netns move, whose rcu_barrier under
+ * the rtnl lock would serialise parallel ADDs.
+ */
+static int veth_create(struct dp *dp)
+{
+	const struct dp_pod *pod = dp->pod;
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	const struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
+	struct nlmsghdr *nlh = msg_start(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifi,
+					 sizeof(ifi));
+	struct nlattr *linkinfo, *data, *peer;
+
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, pod->ifname);
+	if (pod->mtu)
+		mnl_attr_put_u32(nlh, IFLA_MTU, pod->mtu);
+	linkinfo = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
+	data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+	peer = mnl_attr_nest_start(nlh, VETH_INFO_PEER);
+	memcpy(mnl_nlmsg_put_extra_header(nlh, sizeof(ifi)), &ifi, sizeof(ifi));
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, pod->host_veth);
+	if (pod->mtu)
+		mnl_attr_put_u32(nlh, IFLA_MTU, pod->mtu);
+	mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, (uint32_t)dp->host_ns);
+	mnl_attr_nest_end(nlh, peer);
+	mnl_attr_nest_end(nlh, data);
+	mnl_attr_nest_end(nlh, linkinfo);
+	return nl_request(dp->pod_nl, nlh, dp->kmsg, sizeof(dp->kmsg));
+}
+
+/* A host veth of this name can only be an earlier sandbox's of the same pod: remove it. */
+static int host_veth_clear(struct dp *dp)
+{
+	const char *name = dp->pod->host_veth;
+	struct nl_link link;
+	int ret;
+
+	ret = nl_link_get(dp->host, name, &link, dp->kmsg, sizeof(dp->kmsg));
+	if (ret == -ENODEV)
+		return 0;
+	if (ret)
+		return fail(dp, ret, "look up host interface %s", name);
+	/* Never delete what berth cannot have made. */
+	if (strcmp(link.kind, "veth"))
+		return fail(dp, -EEXIST, "host interface %s exists and is not a veth", name);
+	ret = nl_link_del(dp->host, link.ifindex, dp->kmsg, sizeof(dp->kmsg));
+	if (ret && ret != -ENODEV)
+		return fail(dp, ret, "delete stale host interface %s", name);
+	return 0;
+}
+
+/* Write "0" to a per-interface IPv6 sysctl of the host veth; no IPv6 at all is fine. */
+static int host_sysctl_off(struct dp *dp, const char *key)
+{
+	char path[96];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/%s", dp->pod->host_veth, key);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : fail(dp, -errno, "open %s", path);
+	if (write(fd, "0", 1) != 1)
+		ret = fail(dp, errno ? -errno : -EIO, "write %s", path);
+	close(fd);
+	return ret;
+}
+
+/* A rule that already exists for our address is a leftover we adopt, not a conflict. */
+static int rule_add(struct dp *dp, const struct rule *r, bool *added)
+{
+	int ret = rule_req(dp, RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, r);
+	char desc[96];
+
+	if (ret && ret != -EEXIST)
+		return fail(dp, ret, "add rule %s", rule_str(dp, r, desc, sizeof(desc)));
+	*added = true;
+	return 0;
+}
+
+static int host_setup(struct dp *dp, const struct dp_links *l, struct undo *u)
+{
+	const struct dp_pod *pod = dp->pod;
+	const struct route r = host_route(pod, l->host_ifindex);
+	struct rule rule;
+	int ret;
+
+	/* The host veth has no address and routes nothing: it must not learn routes either. */
+	ret = host_sysctl_off(dp, "accept_ra");
+	if (!ret)
+		ret = host_sysctl_off(dp, "accept_redirects");
+	if (ret)
+		return ret;
+	ret = nl_link_set_up(dp->host, l->host_ifindex, dp->kmsg, sizeof(dp->kmsg));
+	if (ret)
+		return fail(dp, ret, "set host interface %s up", pod->host_veth);
+	ret = route_req(dp, dp->host, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &r);
+	if (ret)
+		return fail(dp, ret, "add host route %s/32 dev %s", dp->ip, pod->host_veth);
+	if (!pod->table)
+		return 0;
+	rule = rule_to(pod);
+	ret = rule_add(dp, &rule, &u->rule_to);
+	if (ret)
+		return ret;
+	rule = rule_from(pod);
+	return rule_add(dp, &rule, &u->rule_from);
+}
+
+static int neigh_add(struct dp *dp, int ifindex, const unsigned char mac[6])
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	const struct ndmsg ndm = {
+		.ndm_family = AF_INET,
+		.ndm_ifindex = ifindex,
+		.ndm_state = NUD_PERMANENT,
+		.ndm_type = RTN_UNICAST,
+	};
+	struct nlmsghdr *nlh = msg_start(buf, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, &ndm,
+					 sizeof(ndm));
+
+	put_in4(nlh, NDA_DST, dp->gw);
+	mnl_attr_put(nlh, NDA_LLADDR, 6, mac);
+	return nl_request(dp->pod_nl, nlh, dp->kmsg, sizeof(dp->kmsg));
+}
+
+static int pod_setup(struct dp *dp, const struct dp_links *l)
+{
+	const char *ifname = dp->pod->ifname;
+	const struct route gw = gw_route(dp, l->pod_ifindex);
+	const struct route def = default_route(dp, l->pod_ifindex);
+	int ret;
+
+	ret = addr_req(dp, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, l->pod_ifindex);
+	if (ret)
+		return fail(dp, ret, "add address %s/32 to %s", dp->ip, ifname);
+	ret = nl_link_set_up(dp->pod_nl, DP_LOOPBACK_IFINDEX, dp->kmsg, sizeof(dp->kmsg));
+	if (ret)
+		return fail(dp, ret, "set lo up in pod netns");
+	/* Before the routes: the kernel refuses a route through a link that is down. */
+	ret = nl_link_set_up(dp->pod_nl, l->pod_ifindex, dp->kmsg, sizeof(dp->kmsg));
+	if (ret)
+		return fail(dp, ret, "set %s up", ifname);
+	ret = route_req(dp, dp->pod_nl, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &gw);
+	if (ret)
+		return fail(dp, ret, "add route %s/32 dev %s", DP_GATEWAY, ifname);
+	/* No onlink needed: the /32 link route above makes the gateway reachable. */
+	ret = route_req(dp, dp->pod_nl, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &def);
+	if (ret)
+		return fail(dp, ret, "add default route via %s dev %s", DP_GATEWAY, ifname);
+	/* The gateway's MAC is known: no ARP for it, and no proxy_arp on the host. */
+	ret = neigh_add(dp, l->pod_ifindex, l->host_mac);
+	if (ret)
+		return fail(dp, ret, "add neighbour %s lladdr " MAC_FMT " dev %s", DP_GATEWAY,
+			    MAC_ARGS(l->host_mac), ifname);
+	return 0;
+}
+
+/*
+ * Take back what dp_add created. Deleting either end of the veth deletes the
+ * pair and with it every address, route and neighbour on it; rules are not
+ * tied to a link and go one by one. Errors are ignored: there is nothing
+ * better to do, and the original failure is the one to report.
+ */
+static void dp_undo(struct dp *dp, const struct undo *u)
+{
+	struct rule r;
+	struct nl_link link;
+
+	if (u->rule_from) {
+		r = rule_from(dp->pod);
+		rule_req(dp, RTM_DELRULE, 0, &r);
+	}
+	if (u->rule_to) {
+		r = rule_to(dp->pod);
+		rule_req(dp, RTM_DELRULE, 0, &r);
+	}
+	if (!u->veth)
+		return;
+	if (nl_link_get(dp->host, dp->pod->host_veth, &link, NULL, 0) == 0)
+		nl_link_del(dp->host, link.ifindex, NULL, 0);
+	else if (nl_link_get(dp->pod_nl, dp->pod->ifname, &link, NULL, 0) == 0)
+		nl_link_del(dp->pod_nl, link.ifindex, NULL, 0);
+}
+
+int dp_add(const struct dp_pod *pod, struct dp_links *out, char *err, size_t errlen)
+{
+	struct undo u = { 0 };
+	struct nl_link link;
+	struct dp dp;
+	int ret;
+
+	*out = (struct dp_links){ 0 };
+	ret = dp_open(&dp, pod, false, err, errlen);
+	if (ret)
+		return ret;
+	if (!name_ok(pod->ifname) || !name_ok(pod->host_veth) || !pod->ip.s_addr) {
+		ret = fail(&dp, -EINVAL, "invalid pod interface name, host veth name or address");
+		goto out_close;
+	}
+	/* First, so that a repeated ADD of a live attachment cannot tear down its host veth. */
+	ret = nl_link_get(dp.pod_nl, pod->ifname, &link, dp.kmsg, sizeof(dp.kmsg));
+	if (ret == 0) {
+		ret = fail(&dp, -EEXIST, "interface %s already exists in pod netns %s", pod->ifname,
+			   pod->netns_path);
+		goto out_close;
+	}
+	if (ret != -ENODEV) {
+		ret = fail(&dp, ret, "look up %s in pod netns %s", pod->ifname, pod->netns_path);
+		goto out_close;
+	}
+	ret = host_veth_clear(&dp);
+	if (ret)
+		goto out_close;
+
+	ret = veth_create(&dp);
+	if (ret) {
+		fail(&dp, ret, "create veth %s with peer %s in the host netns", pod->ifname,
+		     pod->host_veth);
+		goto out_close;
+	}
+	u.veth = true;
+	ret = nl_link_get(dp.host, pod->host_veth, &link, dp.kmsg, sizeof(dp.kmsg));
+	if (ret) {
+		fail(&dp, ret, "look up new host interface %s", pod->host_veth);
+		goto out_undo;
+	}
+	out->host_ifindex = link.ifindex;
+	memcpy(out->host_mac, link.mac, sizeof(out->host_mac));
+	ret = nl_link_get(dp.pod_nl, pod->ifname, &link, dp.kmsg, sizeof(dp.kmsg));
+	if (ret) {
+		fail(&dp, ret, "look up new interface %s in pod netns", pod->ifname);
+		goto out_undo;
+	}
+	out->pod_ifindex = link.ifindex;
+	memcpy(out->pod_mac, link.mac, sizeof(out->pod_mac));
+
+	ret = host_setup(&dp, out, &u);
+	if (ret)
+		goto out_undo;
+	ret = pod_setup(&dp, out);
+	if (ret)
+		goto out_undo;
+	goto out_close;
+
+out_undo:
+	dp_undo(&dp, &u);
+	*out = (struct dp_links){ 0 };
+out_close:
+	dp_close(&dp);
+	return ret;
+}
+
+/* --- DEL --- */
+
+static bool gone(int ret)
+{
+	return ret == -ENOENT || ret == -ESRCH;
+}
+
+static int host_del(struct dp *dp)
+{
+	const struct dp_pod *pod = dp->pod;
+	struct nl_link link;
+	struct route route;
+	struct rule rule;
+	int ret = -ENODEV;
+
+	if (pod->host_veth[0]) {
+		ret = nl_link_get(dp->host, pod->host_veth, &link, dp->kmsg, sizeof(dp->kmsg));
+		if (ret && ret != -ENODEV)
+			return fail(dp, ret, "look up host interface %s", pod->host_veth);
+	}
+	/*
+	 * With the host veth known, only its route is ours. With the veth gone,
+	 * the kernel took its routes along, and a berth route left for this
+	 * address belongs to whichever attachment has it now: leave it alone.
+	 * Only when the name is unknown is any berth link route to the address
+	 * (DP_RTPROT, scope link, main) taken to be this attachment's.
+	 */
+	if (ret == 0 || !pod->host_veth[0]) {
+		route = host_route(pod, ret == 0 ? link.ifindex : 0);
+		ret = route_req(dp, dp->host, RTM_DELROUTE, 0, &route);
+		if (ret && !gone(ret))
+			return fail(dp, ret, "delete host route %s/32", dp->ip);
+	}
+	/* Table 0 matches any table: DEL may not know the one ADD used. */
+	rule = rule_from(pod);
+	ret = rule_req(dp, RTM_DELRULE, 0, &rule);
+	if (ret && !gone(ret))
+		return fail(dp, ret, "delete rule from %s/32", dp->ip);
+	rule = rule_to(pod);
+	ret = rule_req(dp, RTM_DELRULE, 0, &rule);
+	if (ret && !gone(ret))
+		return fail(dp, ret, "delete rule to %s/32", dp->ip);
+	return 0;
+}
+
+/* Take the address off the pod's interface: the pod must not keep using it once released. */
+static int pod_del(struct dp *dp)
+{
+	struct nl_link link;
+	int ret;
+
+	if (!name_ok(dp->pod->ifname))
+		return 0;
+	ret = nl_link_get(dp->pod_nl, dp->pod->ifname, &link, dp->kmsg, sizeof(dp->kmsg));
+	if (ret == -ENODEV)
+		return 0;
+	if (ret)
+		return fail(dp, ret, "look up %s in pod netns", dp->pod->ifname);
+	ret = addr_req(dp, RTM_DELADDR, 0, link.ifindex);
+	if (ret && ret != -EADDRNOTAVAIL && ret != -ENODEV)
+		return fail(dp, ret, "delete address %s/32 from %s", dp->ip, dp->pod->ifname);
+	return 0;
+}
+
+int dp_del(const struct dp_pod *pod, char *err, size_t errlen)
+{
+	struct dp dp;
+	int ret;
+
+	ret = dp_open(&dp, pod, true, err, errlen);
+	if (ret)
+		return ret;
+	/* Without the address there is nothing of this attachment's to tell apart. */
+	if (!pod->ip.s_addr)
+		goto out_close;
+	ret = host_del(&dp);
+	if (ret)
+		goto out_close;
+	if (dp.pod_nl)
+		ret = pod_del(&dp);
+out_close:
+	dp_close(&dp);
+	return ret;
+}
+
+/* --- CHECK --- */
+
+static struct in_addr attr_in4(const struct nlattr *attr)
+{
+	struct in_addr a = { 0 };
+
+	if (attr)
+		memcpy(&a, mnl_attr_get_payload(attr), sizeof(a));
+	return a;
+}
+
+static const struct nl_policy route_policy[RTA_MAX + 1] = {
+	[RTA_DST] = { .type = MNL_TYPE_BINARY, .len = 4 },
+	[RTA_GATEWAY] = { .type = MNL_TYPE_BINARY, .len = 4 },
+	[RTA_OIF] = { .type = MNL_TYPE_U32 },
+	[RTA_TABLE] = { .type = MNL_TYPE_U32 },
+};
+
+struct find {
+	const void *want;
+	bool found;
+};
+
+static int route_find_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct find *f = data;
+	const struct route *w = f->want;
+	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[RTA_MAX + 1];
+
+	if (nl_attr_parse(nlh, sizeof(*rtm), route_policy, RTA_MAX, tb) ||
+	    rtm->rtm_family != AF_INET || rtm->rtm_type != RTN_UNICAST ||
+	    rtm->rtm_dst_len != w->dst_len || rtm->rtm_scope != w->scope)
+		return MNL_CB_OK;
+	if ((tb[RTA_TABLE] ? mnl_attr_get_u32(tb[RTA_TABLE]) : rtm->rtm_table) != w->table ||
+	    attr_in4(tb[RTA_DST]).s_addr != w->dst.s_addr ||
+	    attr_in4(tb[RTA_GATEWAY]).s_addr != w->gw.s_addr ||
+	    !tb[RTA_OIF] || (int)mnl_attr_get_u32(tb[RTA_OIF]) != w->oif)
+		return MNL_CB_OK;
+	f->found = true;
+	return MNL_CB_STOP;
+}
+
+/* 1 when the route exists, 0 when not, or -errno. */
+static int route_find(struct dp *dp, struct nl_sock *nl, const struct route *want)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	/* Strict checking lets the kernel filter the dump by table and device. */
+	const struct rtmsg rtm = { .rtm_family = AF_INET, .rtm_table = RT_TABLE_UNSPEC };
+	struct nlmsghdr *nlh = msg_start(buf, RTM_GETROUTE, NLM_F_DUMP, &rtm, sizeof(rtm));
+	struct find f = { .want = want };
+	int ret;
+
+	mnl_attr_put_u32(nlh, RTA_TABLE, want->table);
+	if (want->oif)
+		mnl_attr_put_u32(nlh, RTA_OIF, want->oif);
+	ret = nl_query(nl, nlh, route_find_cb, &f, dp->kmsg, sizeof(dp->kmsg));
+	return ret ? ret : f.found;
+}
+
+static const struct nl_policy rule_policy[FRA_MAX + 1] = {
+	[FRA_SRC] = { .type = MNL_TYPE_BINARY, .len = 4 },
+	[FRA_DST] = { .type = MNL_TYPE_BINARY, .len = 4 },
+	[FRA_PRIORITY] = { .type = MNL_TYPE_U32 },
+	[FRA_TABLE] = { .type = MNL_TYPE_U32 },
+};
+
+static int rule_find_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct find *f = data;
+	const struct rule *w = f->want;
+	const struct fib_rule_hdr *frh = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[FRA_MAX + 1];
+
+	if (nl_attr_parse(nlh, sizeof(*frh), rule_policy, FRA_MAX, tb) ||
+	    frh->family != AF_INET || frh->action != FR_ACT_TO_TBL ||
+	    frh->src_len != (w->src.s_addr ? 32 : 0) || frh->dst_len != (w->dst.s_addr ? 32 : 0))
+		return MNL_CB_OK;
+	if (!tb[FRA_PRIORITY] || mnl_attr_get_u32(tb[FRA_PRIORITY]) != w->prio ||
+	    (tb[FRA_TABLE] ? mnl_attr_get_u32(tb[FRA_TABLE]) : frh->table) != w->table ||
+	    attr_in4(tb[FRA_SRC]).s_addr != w->src.s_addr ||
+	    attr_in4(tb[FRA_DST]).s_addr != w->dst.s_addr)
+		return MNL_CB_OK;
+	f->found = true;
+	return MNL_CB_STOP;
+}
+
+static int rule_find(struct dp *dp, const struct rule *want)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	const struct fib_rule_hdr frh = { .family = AF_INET };
+	struct nlmsghdr *nlh = msg_start(buf, RTM_GETRULE, NLM_F_DUMP, &frh, sizeof(frh));
+	struct find f = { .want = want };
+	int ret;
+
+	ret = nl_query(dp->host, nlh, rule_find_cb, &f, dp->kmsg, sizeof(dp->kmsg));
+	return ret ? ret : f.found;
+}
+
+static const struct nl_policy addr_policy[IFA_MAX + 1] = {
+	[IFA_LOCAL] = { .type = MNL_TYPE_BINARY, .len = 4 },
+};
+
+/* An IPv4 /32 address on a link. */
+struct addr {
+	int ifindex;
+	struct in_addr ip;
+};
+
+static int addr_find_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct find *f = data;
+	const struct addr *w = f->want;
+	const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[IFA_MAX + 1];
+
+	if (nl_attr_parse(nlh, sizeof(*ifa), addr_policy, IFA_MAX, tb) ||
+	    ifa->ifa_family != AF_INET || (int)ifa->ifa_index != w->ifindex ||
+	    ifa->ifa_prefixlen != 32 || attr_in4(tb[IFA_LOCAL]).s_addr != w->ip.s_addr)
+		return MNL_CB_OK;
+	f->found = true;
+	return MNL_CB_STOP;
+}
+
+static int addr_find(struct dp *dp, const struct addr *want)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	/* Strict checking lets the kernel filter the dump by ifa_index. */
+	const struct ifaddrmsg ifa = { .ifa_family = AF_INET, .ifa_index = want->ifindex };
+	struct nlmsghdr *nlh = msg_start(buf, RTM_GETADDR, NLM_F_DUMP, &ifa, sizeof(ifa));
+	struct find f = { .want = want };
+	int ret;
+
+	ret = nl_query(dp->pod_nl, nlh, addr_find_cb, &f, dp->kmsg, sizeof(dp->kmsg));
+	return ret ? ret : f.found;
+}
+
+struct neigh {
+	uint16_t state;
+	unsigned char mac[6];
+	bool has_mac;
+};
+
+static const struct nl_policy neigh_policy[NDA_MAX + 1] = {
+	[NDA_LLADDR] = { .type = MNL_TYPE_BINARY, .len = 6 },
+};
+
+static int neigh_get_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct neigh *n = data;
+	const struct ndmsg *ndm = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[NDA_MAX + 1];
+
+	if (nl_attr_parse(nlh, sizeof(*ndm), neigh_policy, NDA_MAX, tb)) {
+		errno = EBADMSG;
+		return MNL_CB_ERROR;
+	}
+	n->state = ndm->ndm_state;
+	n->has_mac = tb[NDA_LLADDR] != NULL;
+	if (n->has_mac)
+		memcpy(n->mac, mnl_attr_get_payload(tb[NDA_LLADDR]), sizeof(n->mac));
+	return MNL_CB_OK;
+}
+
+/* The gateway's neighbour entry on ifindex. 0, -ENOENT when there is none, or -errno. */
+static int neigh_get(struct dp *dp, int ifindex, struct neigh *n)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	const struct ndmsg ndm = { .ndm_family = AF_INET, .ndm_ifindex = ifindex };
+	struct nlmsghdr *nlh = msg_start(buf, RTM_GETNEIGH, 0, &ndm, sizeof(ndm));
+
+	put_in4(nlh, NDA_DST, dp->gw);
+	return nl_query(dp->pod_nl, nlh, neigh_get_cb, n, dp->kmsg, sizeof(dp->kmsg));
+}
+
+/* Verify a link: present, of the right kind, up, with the configured MTU. */
+static int link_check(struct dp *dp, struct nl_sock *nl, const char *name, const char *where,
+		      const char *kind, struct nl_link *link)
+{
+	int ret = nl_link_get(nl, name, link, dp->kmsg, sizeof(dp->kmsg));
+
+	if (ret == -ENODEV)
+		return mismatch(dp, -ENOENT, "%s %s missing", where, name);
+	if (ret)
+		return fail(dp, ret, "look up %s %s", where, name);
+	if (kind && strcmp(link->kind, kind))
+		return mismatch(dp, -EINVAL, "%s %s is not a %s (kind \"%s\")", where, name, kind,
+				link->kind);
+	if (!(link->flags & IFF_UP))
+		return mismatch(dp, -EINVAL, "%s %s is down", where, name);
+	if (dp->pod->mtu && link->mtu != dp->pod->mtu)
+		return mismatch(dp, -EINVAL, "%s %s has mtu %u, want %u", where, name, link->mtu,
+				dp->pod->mtu);
+	return 0;
+}
+
+static int rule_check(struct dp *dp, const struct rule *r)
+{
+	int ret = rule_find(dp, r);
+	char desc[96];
+
+	if (ret < 0)
+		return fail(dp, ret, "dump rules");
+	if (!ret)
+		return mismatch(dp, -ENOENT, "rule %s missing", rule_str(dp, r, desc, sizeof(desc)));
+	return 0;
+}
+
+static int host_check(struct dp *dp, struct nl_link *veth)
+{
+	const struct dp_pod *pod = dp->pod;
+	struct route route;
+	struct rule rule;
+	int ret;
+
+	ret = link_check(dp, dp->host, pod->host_veth, "host interface", "veth", veth);
+	if (ret)
+		return ret;
+	route = host_route(pod, veth->ifindex);
+	ret = route_find(dp, dp->host, &route);
+	if (ret < 0)
+		return fail(dp, ret, "dump host routes");
+	if (!ret)
+		return mismatch(dp, -ENOENT, "host route %s/32 dev %s missing", dp->ip,
+				pod->host_veth);
+	if (!pod->table)
+		return 0;
+	rule = rule_to(pod);
+	ret = rule_check(dp, &rule);
+	if (ret)
+		return ret;
+	rule = rule_from(pod);
+	return rule_check(dp, &rule);
+}
+
+static int pod_check(struct dp *dp, const struct nl_link *veth)
+{
+	const char *ifname = dp->pod->ifname;
+	struct nl_link link;
+	struct route route;
+	struct neigh n = { 0 };
+	int ret;
+
+	ret = link_check(dp, dp->pod_nl, ifname, "pod interface", NULL, &link);
+	if (ret)
+		return ret;
+	ret = addr_find(dp, &(struct addr){ .ifindex = link.ifindex, .ip = dp->pod->ip });
+	if (ret < 0)
+		return fail(dp, ret, "dump addresses in pod netns");
+	if (!ret)
+		return mismatch(dp, -ENOENT, "address %s/32 on %s missing", dp->ip, ifname);
+	route = gw_route(dp, link.ifindex);
+	ret = route_find(dp, dp->pod_nl, &route);
+	if (ret < 0)
+		return fail(dp, ret, "dump routes in pod netns");
+	if (!ret)
+		return mismatch(dp, -ENOENT, "pod route %s/32 dev %s missing", DP_GATEWAY, ifname);
+	route = default_route(dp, link.ifindex);
+	ret = route_find(dp, dp->pod_nl, &route);
+	if (ret < 0)
+		return fail(dp, ret, "dump routes in pod netns");
+	if (!ret)
+		return mismatch(dp, -ENOENT, "pod default route via %s dev %s missing", DP_GATEWAY,
+				ifname);
+	ret = neigh_get(dp, link.ifindex, &n);
+	if (ret == -ENOENT)
+		return mismatch(dp, -ENOENT, "pod neighbour %s dev %s missing", DP_GATEWAY, ifname);
+	if (ret)
+		return fail(dp, ret, "get neighbour %s dev %s", DP_GATEWAY, ifname);
+	if (!(n.state & NUD_PERMANENT))
+		return mismatch(dp, -EINVAL, "pod neighbour %s dev %s is not permanent", DP_GATEWAY,
+				ifname);
+	if (!n.has_mac || memcmp(n.mac, veth->mac, sizeof(n.mac)))
+		return mismatch(dp, -EINVAL,
+				"pod neighbour %s dev %s has lladdr " MAC_FMT
+				", want the host veth's " MAC_FMT,
+				DP_GATEWAY, ifname, MAC_ARGS(n.mac), MAC_ARGS(veth->mac));
+	return 0;
+}
+
+int dp_check(const struct dp_pod *pod, char *err, size_t errlen)
+{
+	struct nl_link veth;
+	struct dp dp;
+	int ret;
+
+	ret = dp_open(&dp, pod, false, err, errlen);
+	if (ret)
+		return ret;
+	ret = host_check(&dp, &veth);
+	if (!ret)
+		ret = pod_check(&dp, &veth);
+	dp_close(&dp);
+	return ret;
+}
+
+bool dp_link_exists(const char *name)
+{
+	struct nl_sock *nl = nl_open();
+	struct nl_link link;
+	bool found;
+
+	if (!nl)
+		return false;
+	found = nl_link_get(nl, name, &link, NULL, 0) == 0;
+	nl_close(nl);
+	return found;
+}

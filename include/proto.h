@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The agent's socket protocol: one JSON request and one JSON reply per
+ * connection. The client writes its request and shuts down its write side;
+ * the agent answers and closes. Decoding is pure: no I/O, fuzzable.
+ *
+ *   {"op":"add","network":N,"containerID":C,"ifname":I,
+ *    "namespace":NS,"pod":P,"hostVeth":V}          -> {"ok":true,"ip":A,"existing":B
+ *                                                      [,"iface":D,"table":T]}
+ *   {"op":"del", network, containerID, ifname[, "ip":A]} -> {"ok":true}
+ *   {"op":"check", network, containerID, ifname}     -> {"ok":true,"ip":A,...}
+ *   {"op":"gc","network":N,"valid":[{"containerID":C,"ifname":I},...]}
+ *                                                    -> {"ok":true,"released":n}
+ *   {"op":"ready"}                                   -> {"ok":true}
+ *   {"op":"status"} / {"op":"pods"} (status socket)  -> {"ok":true,...}
+ *   errors                                           -> {"ok":false,"code":K,"error":"..."}
+ * where K is a CNI error code the plugin passes on.
+ */
+#ifndef BERTH_PROTO_H
+#define BERTH_PROTO_H
+
+#include <jansson.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_MAX_REQUEST (1u << 20)
+#define PROTO_MAX_REPLY (4u << 20)
+#define PROTO_MAX_VALID 16384
+#define PROTO_NETWORK_MAX 128
+#define PROTO_CONTAINER_MAX 256
+#define PROTO_K8S_NS_MAX 64
+#define PROTO_POD_MAX 254
+
+enum proto_op { OP_ADD, OP_DEL, OP_CHECK, OP_GC, OP_READY, OP_STATUS, OP_PODS };
+
+struct proto_attachment {
+	char container_id[PROTO_CONTAINER_MAX];
+	char ifname[IFNAMSIZ];
+};
+
+struct proto_request {
+	enum proto_op op;
+	char network[PROTO_NETWORK_MAX];
+	struct proto_attachment att;
+	char k8s_namespace[PROTO_K8S_NS_MAX];
+	char pod[PROTO_POD_MAX];
+	char host_veth[IFNAMSIZ];
+	bool has_ip;
+	struct in_addr ip;
+	struct proto_attachment *valid; /* OP_GC: malloc'd, n_valid entries */
+	size_t n_valid;
+};
+
+/* The identifiers the CNI spec allows: [A-Za-z0-9_.-], non-empty, < cap. */
+bool proto_valid_ident(const char *s, size_t cap);
+/* An interface name the kernel accepts: 1..15 bytes, no '/', ':', space; not "." or "..". */
+bool proto_valid_ifname(const char *s);
+
+/* Decode a request; on error returns -EINVAL/-EMSGSIZE and sets err. */
+int proto_decode_request(const char *buf, size_t len, struct proto_request *req, char *err,
+			 size_t errlen);
+void proto_request_release(struct proto_request *req);
+/* Encode a request for the wire (malloc'd string). */
+char *proto_encode_request(const struct proto_request *req);
+
+/* Error reply object {"ok":false,"code":code,"error":msg}. */
+json_t *proto_error_reply(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Reply to an add/check request as decoded by the plugin. */
+struct proto_add_reply {
+	struct in_addr ip;
+	char iface[IFNAMSIZ]; /* "" when the address needs no policy routing */
+	uint32_t table;
+	bool existing; /* the attachment already held it: a failed ADD must not release it */
+};
+
+/*
+ * Decode a reply. Returns 0 when ok; a positive CNI code with err set when the
+ * agent refused; -EINVAL when the reply itself is malformed.
+ */
+int proto_decode_reply(const char *buf, size_t len, json_t **out, char *err, size_t errlen);
+int proto_decode_add_reply(const json_t *reply, struct proto_add_reply *out);
+
+#endif

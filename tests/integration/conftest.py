@@ -1,0 +1,47 @@
+# SPDX-License-Identifier: Apache-2.0
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from lab import Lab, Node  # noqa: E402
+
+BIN_DIR = os.environ.get("BERTH_BIN_DIR",
+                         os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+
+
+def pytest_sessionstart(session):
+    if os.geteuid() != 0:
+        pytest.exit("berth's integration tests need root (network namespaces)", returncode=2)
+    Lab.sweep()
+
+
+@pytest.fixture
+def lab():
+    lab = Lab(os.path.abspath(BIN_DIR))
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+@pytest.fixture
+def fabric(lab):
+    """The VPC subnet's far side: an address on the node's uplink, a peer to talk to."""
+    return lab.netns("f")
+
+
+NODE_ADDR = "198.18.0.10"
+FABRIC_ADDR = "198.18.0.1"
+POOL = "198.18.1.0/28"
+
+
+@pytest.fixture
+def node(lab, fabric):
+    n = Node(lab, fabric, NODE_ADDR, POOL, fabric_addr=FABRIC_ADDR)
+    n.ns.run("ip", "route", "add", "default", "via", FABRIC_ADDR)
+    # The VPC delivers the pool's addresses to the node that owns them.
+    fabric.run("ip", "route", "add", POOL, "via", NODE_ADDR)
+    n.start_agent("--cooldown", "30")
+    return n

@@ -1,0 +1,279 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A small lab of network namespaces for berth's tests, demo and benchmarks.
+
+Everything it creates carries a per-process prefix and is removed by
+Lab.close(), which the tests call even on failure; Lab.sweep() removes what
+a killed earlier run left behind. Traffic stays inside the namespaces:
+198.18.0.0/15 for the VPC, pods and services, 203.0.113.0/24 for "outside".
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+NETNS_DIR = "/var/run/netns"
+LAB_TAG = "bt"  # every namespace of ours starts with this
+
+
+def _run(cmd, check=True, **kw):
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    kw.setdefault("timeout", 60)
+    r = subprocess.run(cmd, **kw)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
+    return r
+
+
+class Netns:
+    def __init__(self, name):
+        self.name = name
+        self.path = os.path.join(NETNS_DIR, name)
+        _run(["ip", "netns", "add", name])
+        self.run("ip", "link", "set", "lo", "up")
+
+    def argv(self, *cmd):
+        # nsenter, not "ip netns exec": the latter remounts /sys, which podman needs intact.
+        return ["nsenter", f"--net={self.path}", "--", *cmd]
+
+    def run(self, *cmd, check=True, **kw):
+        return _run(self.argv(*cmd), check=check, **kw)
+
+    def popen(self, *cmd, **kw):
+        return subprocess.Popen(self.argv(*cmd), **kw)
+
+    def json(self, *cmd):
+        out = self.run(*cmd).stdout
+        return json.loads(out) if out.strip() else []
+
+    def sysctl(self, key, value):
+        self.run("sysctl", "-qw", f"{key}={value}")
+
+    def exists(self):
+        return os.path.exists(self.path)
+
+    def delete(self):
+        if self.exists():
+            _run(["ip", "netns", "del", self.name], check=False)
+
+
+class Lab:
+    """Owns namespaces, processes and temp dirs; close() undoes all of it."""
+
+    def __init__(self, bin_dir, tag=None):
+        self.bin_dir = bin_dir
+        self.tag = tag or f"{LAB_TAG}{os.getpid() % 100000}x"
+        self.count = 0
+        self.namespaces = []
+        self.procs = []
+        self.tmp = tempfile.mkdtemp(prefix="berth-lab-")
+
+    def name(self, kind):
+        self.count += 1
+        return f"{self.tag}{self.count}{kind}"[:32]
+
+    def netns(self, kind):
+        ns = Netns(self.name(kind))
+        self.namespaces.append(ns)
+        return ns
+
+    def track(self, proc):
+        self.procs.append(proc)
+        return proc
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+        for ns in reversed(self.namespaces):
+            ns.delete()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @staticmethod
+    def sweep():
+        """Remove namespaces a killed earlier run of this lab left behind."""
+        if not os.path.isdir(NETNS_DIR):
+            return
+        for name in os.listdir(NETNS_DIR):
+            if name.startswith(LAB_TAG) and name[len(LAB_TAG):len(LAB_TAG) + 1].isdigit():
+                _run(["ip", "netns", "del", name], check=False)
+
+
+def veth_pair(a, a_name, b, b_name):
+    """A veth pair between namespaces a and b, created in a with the peer placed in b."""
+    a.run("ip", "link", "add", a_name, "type", "veth", "peer", "name", b_name, "netns", b.path)
+    a.run("ip", "link", "set", a_name, "up")
+    b.run("ip", "link", "set", b_name, "up")
+
+
+class Node:
+    """A node namespace with an uplink to a fabric namespace and, once started, a berth-agent."""
+
+    def __init__(self, lab, fabric, addr, pool, fabric_addr=None, prefix_len=24, name="node"):
+        self.lab = lab
+        self.ns = lab.netns(name)
+        self.addr = addr
+        self.pool = pool
+        self.run_dir = os.path.join(lab.tmp, self.ns.name, "run")
+        self.conf_dir = os.path.join(lab.tmp, self.ns.name, "net.d")
+        os.makedirs(self.conf_dir)
+        self.agent = None
+        self.agent_log = os.path.join(lab.tmp, self.ns.name, "agent.log")
+        self.fabric = fabric
+        up = self.ns.name[-8:] + "u"
+        veth_pair(self.ns, "eth0", fabric, up) if fabric else None
+        if fabric:
+            self.ns.run("ip", "addr", "add", f"{addr}/{prefix_len}", "dev", "eth0")
+            if fabric_addr:
+                fabric.run("ip", "addr", "add", f"{fabric_addr}/{prefix_len}", "dev", up)
+        self.ns.sysctl("net.ipv4.ip_forward", 1)
+        self.pods = {}
+
+    # ---- the agent ----
+    def start_agent(self, *extra, wait=True, env=None):
+        conflist = os.path.join(self.conf_dir, "10-berth.conflist")
+        if os.path.exists(conflist):
+            os.unlink(conflist)
+        log = open(self.agent_log, "a")
+        cmd = [os.path.join(self.lab.bin_dir, "berth-agent"), "--node-name", self.ns.name,
+               "--pool", self.pool, "--run-dir", self.run_dir, "--cni-conf-dir", self.conf_dir,
+               *extra]
+        self.agent = self.lab.track(self.ns.popen(*cmd, stdout=log, stderr=log, env=env))
+        log.close()
+        if wait:
+            self.wait_ready()
+        return self.agent
+
+    def wait_ready(self, timeout=10):
+        conflist = os.path.join(self.conf_dir, "10-berth.conflist")
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if os.path.exists(conflist):
+                return
+            if self.agent.poll() is not None:
+                raise RuntimeError(f"agent exited {self.agent.returncode}: {self.log()}")
+            time.sleep(0.02)
+        raise RuntimeError(f"agent not ready in {timeout}s: {self.log()}")
+
+    def stop_agent(self, sig=signal.SIGTERM):
+        if self.agent and self.agent.poll() is None:
+            self.agent.send_signal(sig)
+            self.agent.wait(timeout=10)
+        return self.agent.returncode
+
+    def log(self):
+        with open(self.agent_log) as f:
+            return f.read()
+
+    def conflist(self):
+        with open(os.path.join(self.conf_dir, "10-berth.conflist")) as f:
+            return json.load(f)
+
+    def berthctl(self, *args, check=True):
+        return self.ns.run(os.path.join(self.lab.bin_dir, "berthctl"), "--run-dir", self.run_dir,
+                           *args, check=check)
+
+    def berthctl_json(self, what):
+        return json.loads(self.berthctl(what, "-o", "json").stdout)
+
+    # ---- the plugin, driven as a runtime drives it ----
+    def plugin_conf(self, plugin=0, conflist=None, **overrides):
+        """One plugin's config as libcni hands it over: name and cniVersion injected."""
+        cl = conflist or self.conflist()
+        conf = dict(cl["plugins"][plugin])
+        conf["name"] = cl["name"]
+        conf["cniVersion"] = cl["cniVersion"]
+        conf.update(overrides)
+        return conf
+
+    def cni(self, command, conf, container_id=None, netns=None, ifname="eth0", args=None,
+            plugin="berth-cni", env_extra=None, timeout=30):
+        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+               "CNI_COMMAND": command,
+               "CNI_PATH": f"{self.lab.bin_dir}:/usr/lib/cni"}
+        if container_id is not None:
+            env["CNI_CONTAINERID"] = container_id
+        if netns is not None:
+            env["CNI_NETNS"] = netns
+        if ifname is not None:
+            env["CNI_IFNAME"] = ifname
+        if args is not None:
+            env["CNI_ARGS"] = args
+        env.update(env_extra or {})
+        exe = os.path.join(self.lab.bin_dir, plugin) if plugin == "berth-cni" else \
+            os.path.join("/usr/lib/cni", plugin)
+        r = self.ns.run(exe, check=False, input=json.dumps(conf), env=env, timeout=timeout)
+        out = json.loads(r.stdout) if r.stdout.strip() else None
+        return r.returncode, out, r.stderr
+
+    def chain(self, command, container_id, netns, args, prev=None, runtime_config=None,
+              ifname="eth0"):
+        """Run the whole conflist as libcni does: ADD in order, DEL/CHECK in reverse."""
+        cl = self.conflist()
+        order = list(range(len(cl["plugins"])))
+        if command == "DEL":
+            order.reverse()
+        result = prev
+        for i in order:
+            conf = self.plugin_conf(i, cl)
+            caps = conf.pop("capabilities", {})
+            rc = {k: v for k, v in (runtime_config or {}).items() if caps.get(k)}
+            if rc:
+                conf["runtimeConfig"] = rc
+            if result is not None:
+                conf["prevResult"] = result
+            code, out, err = self.cni(command, conf, container_id, netns, ifname, args,
+                                      plugin=conf["type"])
+            if code != 0:
+                raise RuntimeError(f"{conf['type']} {command} failed: {out} {err}")
+            if command == "ADD":
+                result = out
+        return result
+
+
+class Pod:
+    """A pod sandbox: its own netns, wired by the real plugin."""
+
+    def __init__(self, node, name, k8s_ns="default", container_id=None, ifname="eth0"):
+        self.node = node
+        self.name = name
+        self.k8s_ns = k8s_ns
+        self.ns = node.lab.netns("p")
+        self.container_id = container_id or f"{node.ns.name}-{name}-{os.urandom(4).hex()}"
+        self.ifname = ifname
+        self.args = f"IgnoreUnknown=1;K8S_POD_NAMESPACE={k8s_ns};K8S_POD_NAME={name}"
+        self.result = None
+
+    @property
+    def ip(self):
+        return self.result["ips"][0]["address"].split("/")[0]
+
+    def add(self, conf=None):
+        conf = conf or self.node.plugin_conf()
+        code, out, err = self.node.cni("ADD", conf, self.container_id, self.ns.path,
+                                       self.ifname, self.args)
+        if code != 0:
+            raise RuntimeError(f"ADD {self.name} failed: {out} {err}")
+        self.result = out
+        return out
+
+    def cni(self, command, conf=None, prev=True):
+        conf = dict(conf or self.node.plugin_conf())
+        if prev and self.result:
+            conf["prevResult"] = self.result
+        return self.node.cni(command, conf, self.container_id, self.ns.path, self.ifname,
+                             self.args)
+
+
+def wait_for(pred, timeout=10, interval=0.05, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
