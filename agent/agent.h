@@ -27,6 +27,7 @@ struct agent_config {
 	bool recover_ipam;
 	int64_t cooldown_ms;
 	int64_t reclaim_grace_ms;
+	int64_t reconcile_interval_ms;
 };
 
 struct agent_counters {

@@ -69,8 +69,14 @@ static int parse_one_range(char *item, struct ipam_range *r, char *err, size_t e
 		if (inet_pton(AF_INET, item, &r->net) != 1)
 			goto bad;
 		r->plen = 32;
-	} else if (parse_ipv4_cidr(item, &r->net, &r->plen, 0) < 0) {
+	} else if (parse_ipv4_cidr(item, &r->net, &r->plen, 1) < 0) {
 		goto bad;
+	} else if (r->plen < 32 && (ntohl(r->net.s_addr) & ~(~0u << (32 - r->plen)))) {
+		struct in_addr base = { .s_addr = htonl(ntohl(r->net.s_addr) & (~0u << (32 - r->plen))) };
+
+		snprintf(err, errlen, "pool entry \"%s\" has host bits set (did you mean %s/%u?)", item,
+			 inet_ntoa(base), r->plen);
+		return -EINVAL;
 	}
 	if (r->plen < 16) {
 		snprintf(err, errlen, "pool entry \"%s\": prefix shorter than /16", item);

@@ -19,8 +19,6 @@
 #include "server.h"
 #include "vethname.h"
 
-#define RECONCILE_INTERVAL_MS 5000
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -35,6 +33,7 @@ static void usage(FILE *f)
 		"  --mtu N                 pod MTU (default 1500)\n"
 		"  --cooldown SECONDS      before a released address is reused (default 30)\n"
 		"  --reclaim-grace SECONDS before an allocation whose veth is gone is released (default 60)\n"
+		"  --reconcile-interval SECONDS  how often the host is compared with the pool (default 5)\n"
 		"  --no-portmap            do not chain portmap in the written conflist\n"
 		"  --conflist-version V    cniVersion of the conflist (default 1.0.0: Debian's portmap\n"
 		"                          does not speak 1.1.0; use 1.1.0 for STATUS and GC)\n"
@@ -74,6 +73,7 @@ static int parse_args(int argc, char **argv, struct agent_config *cfg)
 		{ "mtu", required_argument, NULL, 'm' },
 		{ "cooldown", required_argument, NULL, 'C' },
 		{ "reclaim-grace", required_argument, NULL, 'g' },
+		{ "reconcile-interval", required_argument, NULL, 'i' },
 		{ "no-portmap", no_argument, NULL, 'P' },
 		{ "recover-ipam", no_argument, NULL, 'R' },
 		{ "conflist-version", required_argument, NULL, 'V' },
@@ -100,6 +100,7 @@ static int parse_args(int argc, char **argv, struct agent_config *cfg)
 		.conflist_version = "1.0.0",
 		.cooldown_ms = 30000,
 		.reclaim_grace_ms = 60000,
+		.reconcile_interval_ms = 5000,
 	};
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -130,6 +131,13 @@ static int parse_args(int argc, char **argv, struct agent_config *cfg)
 		case 'g':
 			if (parse_seconds(optarg, &cfg->reclaim_grace_ms) < 0) {
 				fprintf(stderr, "berth-agent: --reclaim-grace must be 0..86400 seconds\n");
+				return -EINVAL;
+			}
+			break;
+		case 'i':
+			if (parse_seconds(optarg, &cfg->reconcile_interval_ms) < 0 ||
+			    cfg->reconcile_interval_ms == 0) {
+				fprintf(stderr, "berth-agent: --reconcile-interval must be 1..86400 seconds\n");
 				return -EINVAL;
 			}
 			break;
@@ -285,7 +293,7 @@ int main(int argc, char **argv)
 		goto out;
 	log_info("serving node %s: pool %s, %s and %s, conflist %s", agent.cfg.node_name,
 		 agent.cfg.pool_spec, agent.cni_sock, agent.status_sock, agent.conflist);
-	next_reconcile = agent_now_ms() + RECONCILE_INTERVAL_MS;
+	next_reconcile = agent_now_ms() + agent.cfg.reconcile_interval_ms;
 	for (;;) {
 		r = server_run(srv, 1000);
 		if (r < 0) {
@@ -303,7 +311,7 @@ int main(int argc, char **argv)
 		if (agent_now_ms() >= next_reconcile) {
 			agent_reconcile(&agent, false);
 			agent_commit(&agent);
-			next_reconcile = agent_now_ms() + RECONCILE_INTERVAL_MS;
+			next_reconcile = agent_now_ms() + agent.cfg.reconcile_interval_ms;
 		}
 	}
 	status = agent_commit(&agent) < 0;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "datapath.h"
 #include "log.h"
 #include "nl.h"
 
@@ -90,6 +91,7 @@ static int adopt_route(const struct nlmsghdr *nlh, void *data)
 	char ipbuf[INET_ADDRSTRLEN];
 
 	if (rtm->rtm_family != AF_INET || rtm->rtm_dst_len != 32 || rtm->rtm_table != RT_TABLE_MAIN ||
+	    rtm->rtm_protocol != DP_RTPROT ||
 	    nl_attr_parse(nlh, sizeof(*rtm), route_policy, RTA_MAX, tb) < 0 || !tb[RTA_DST] ||
 	    !tb[RTA_OIF])
 		return MNL_CB_OK;
@@ -241,9 +243,78 @@ static int collect_iface_route(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
+struct gw_ctx {
+	int ifindex;
+	struct in_addr gw;
+};
+
+static const struct nl_policy addr_policy[IFA_MAX + 1] = {
+	[IFA_LOCAL] = { MNL_TYPE_BINARY, 4 },
+};
+
+/* The subnet router sits at the subnet's first address, as in a VPC. */
+static int find_gateway(const struct nlmsghdr *nlh, void *data)
+{
+	const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[IFA_MAX + 1];
+	struct gw_ctx *gc = data;
+	uint32_t a, mask;
+
+	if (ifa->ifa_family != AF_INET || (int)ifa->ifa_index != gc->ifindex || gc->gw.s_addr ||
+	    ifa->ifa_prefixlen == 0 || ifa->ifa_prefixlen >= 31 ||
+	    nl_attr_parse(nlh, sizeof(*ifa), addr_policy, IFA_MAX, tb) < 0 || !tb[IFA_LOCAL])
+		return MNL_CB_OK;
+	memcpy(&a, mnl_attr_get_payload(tb[IFA_LOCAL]), 4);
+	mask = htonl(~0u << (32 - ifa->ifa_prefixlen));
+	gc->gw.s_addr = htonl(ntohl(a & mask) + 1);
+	return MNL_CB_OK;
+}
+
+static int add_default_route(struct nl_sock *nl, const struct ipam_range *r, int ifindex)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE], err[256], gwbuf[INET_ADDRSTRLEN];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct gw_ctx gc = { .ifindex = ifindex };
+	struct ifaddrmsg *ifa;
+	struct rtmsg *rtm;
+	int ret;
+
+	nlh->nlmsg_type = RTM_GETADDR;
+	nlh->nlmsg_flags = NLM_F_DUMP;
+	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+	*ifa = (struct ifaddrmsg){ .ifa_family = AF_INET, .ifa_index = (uint32_t)ifindex };
+	ret = nl_query(nl, nlh, find_gateway, &gc, err, sizeof(err));
+	if (ret < 0 || !gc.gw.s_addr) {
+		log_warn("pool interface %s has no IPv4 subnet: table %u gets no default route",
+			 r->iface, r->table);
+		return ret;
+	}
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_NEWROUTE;
+	nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	*rtm = (struct rtmsg){
+		.rtm_family = AF_INET,
+		.rtm_table = RT_TABLE_UNSPEC,
+		.rtm_protocol = RTPROT_STATIC,
+		.rtm_scope = RT_SCOPE_UNIVERSE,
+		.rtm_type = RTN_UNICAST,
+	};
+	mnl_attr_put_u32(nlh, RTA_TABLE, r->table);
+	mnl_attr_put(nlh, RTA_GATEWAY, 4, &gc.gw);
+	mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)ifindex);
+	ret = nl_request(nl, nlh, err, sizeof(err));
+	if (ret < 0)
+		log_err("cannot add default via %s dev %s table %u: %s %s",
+			inet_ntop(AF_INET, &gc.gw, gwbuf, sizeof(gwbuf)), r->iface, r->table,
+			strerror(-ret), err);
+	return ret;
+}
+
 /*
  * Replies from a secondary interface's addresses must leave through it, so its
- * table holds the interface's routes from main (its subnet, its gateway).
+ * table holds the interface's routes from main (its subnet) and a default
+ * route via its subnet's router.
  */
 static int fill_table(struct nl_sock *nl, const struct ipam_range *r, int ifindex)
 {
@@ -279,7 +350,7 @@ static int fill_table(struct nl_sock *nl, const struct ipam_range *r, int ifinde
 				strerror(-ret), err);
 	}
 	free(cc);
-	return ret;
+	return ret < 0 ? ret : add_default_route(nl, r, ifindex);
 }
 
 int agent_resolve_tables(struct ipam_range *ranges, size_t n)

@@ -25,13 +25,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/*
- * Routes and rules berth installs carry this protocol number (190: not
- * assigned in rtnetlink.h nor /etc/iproute2/rt_protos), so DEL removes only
- * berth's objects and `ip route show proto 190` lists them.
- */
-#define DP_RTPROT 0xbe
-
 /* The kernel gives loopback this index in every netns (LOOPBACK_IFINDEX). */
 #define DP_LOOPBACK_IFINDEX 1
 
@@ -194,7 +187,7 @@ static void put_in4(struct nlmsghdr *nlh, uint16_t type, struct in_addr a)
 static int route_req(struct dp *dp, struct nl_sock *nl, uint16_t type, uint16_t flags,
 		     const struct route *r)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char buf[NL_REQ_SIZE];
 	const struct rtmsg rtm = {
 		.rtm_family = AF_INET,
 		.rtm_dst_len = r->dst_len,
@@ -217,7 +210,7 @@ static int route_req(struct dp *dp, struct nl_sock *nl, uint16_t type, uint16_t 
 
 static int rule_req(struct dp *dp, uint16_t type, uint16_t flags, const struct rule *r)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char buf[NL_REQ_SIZE];
 	const struct fib_rule_hdr frh = {
 		.family = AF_INET,
 		.dst_len = r->dst.s_addr ? 32 : 0,
@@ -241,7 +234,7 @@ static int rule_req(struct dp *dp, uint16_t type, uint16_t flags, const struct r
 
 static int addr_req(struct dp *dp, uint16_t type, uint16_t flags, int ifindex)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char buf[NL_REQ_SIZE];
 	const struct ifaddrmsg ifa = {
 		.ifa_family = AF_INET,
 		.ifa_prefixlen = 32,
@@ -267,7 +260,10 @@ static const char *rule_str(const struct dp *dp, const struct rule *r, char *buf
 	return buf;
 }
 
-/* The two policy rules, when the pod has a table: "to" wins, so traffic to the pod stays in main. */
+/*
+ * The two policy rules when the pod has a table; "to" has the higher
+ * priority so that traffic to the pod is never diverted from main.
+ */
 static struct rule rule_to(const struct dp_pod *pod)
 {
 	return (struct rule){ .prio = DP_RULE_PRIO_TO_POD, .table = RT_TABLE_MAIN, .dst = pod->ip };
@@ -306,7 +302,7 @@ static struct route default_route(const struct dp *dp, int oif)
 static int veth_create(struct dp *dp)
 {
 	const struct dp_pod *pod = dp->pod;
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char buf[NL_REQ_SIZE];
 	const struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
 	struct nlmsghdr *nlh = msg_start(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifi,
 					 sizeof(ifi));
@@ -410,7 +406,7 @@ static int host_setup(struct dp *dp, const struct dp_links *l, struct undo *u)
 
 static int neigh_add(struct dp *dp, int ifindex, const unsigned char mac[6])
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char buf[NL_REQ_SIZE];
 	const struct ndmsg ndm = {
 		.ndm_family = AF_INET,
 		.ndm_ifindex = ifindex,
@@ -683,7 +679,7 @@ static int route_find_cb(const struct nlmsghdr *nlh, void *data)
 /* 1 when the route exists, 0 when not, or -errno. */
 static int route_find(struct dp *dp, struct nl_sock *nl, const struct route *want)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char buf[NL_REQ_SIZE];
 	/* Strict checking lets the kernel filter the dump by table and device. */
 	const struct rtmsg rtm = { .rtm_family = AF_INET, .rtm_table = RT_TABLE_UNSPEC };
 	struct nlmsghdr *nlh = msg_start(buf, RTM_GETROUTE, NLM_F_DUMP, &rtm, sizeof(rtm));
@@ -726,7 +722,7 @@ static int rule_find_cb(const struct nlmsghdr *nlh, void *data)
 
 static int rule_find(struct dp *dp, const struct rule *want)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char buf[NL_REQ_SIZE];
 	const struct fib_rule_hdr frh = { .family = AF_INET };
 	struct nlmsghdr *nlh = msg_start(buf, RTM_GETRULE, NLM_F_DUMP, &frh, sizeof(frh));
 	struct find f = { .want = want };
@@ -763,7 +759,7 @@ static int addr_find_cb(const struct nlmsghdr *nlh, void *data)
 
 static int addr_find(struct dp *dp, const struct addr *want)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char buf[NL_REQ_SIZE];
 	/* Strict checking lets the kernel filter the dump by ifa_index. */
 	const struct ifaddrmsg ifa = { .ifa_family = AF_INET, .ifa_index = want->ifindex };
 	struct nlmsghdr *nlh = msg_start(buf, RTM_GETADDR, NLM_F_DUMP, &ifa, sizeof(ifa));
@@ -804,7 +800,7 @@ static int neigh_get_cb(const struct nlmsghdr *nlh, void *data)
 /* The gateway's neighbour entry on ifindex. 0, -ENOENT when there is none, or -errno. */
 static int neigh_get(struct dp *dp, int ifindex, struct neigh *n)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char buf[NL_REQ_SIZE];
 	const struct ndmsg ndm = { .ndm_family = AF_INET, .ndm_ifindex = ifindex };
 	struct nlmsghdr *nlh = msg_start(buf, RTM_GETNEIGH, 0, &ndm, sizeof(ndm));
 

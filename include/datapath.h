@@ -20,6 +20,13 @@
 /* The link-local next hop every pod routes through (as the Amazon VPC CNI). */
 #define DP_GATEWAY "169.254.1.1"
 
+/*
+ * Routes and rules berth installs carry this protocol number (190: not
+ * assigned in rtnetlink.h nor /etc/iproute2/rt_protos), so DEL removes only
+ * berth's objects and `ip route show proto 190` lists them.
+ */
+#define DP_RTPROT 0xbe
+
 /* ip rule priorities: "to pod lookup main" must win over "from pod lookup T". */
 #define DP_RULE_PRIO_TO_POD 512
 #define DP_RULE_PRIO_FROM_POD 1536

@@ -27,6 +27,9 @@
 
 struct nl_sock;
 
+/* Room for any one request berth builds: a header and a handful of attributes. */
+#define NL_REQ_SIZE 1024
+
 /* A NETLINK_ROUTE socket in the calling thread's netns. NULL + errno. */
 struct nl_sock *nl_open(void);
 
@@ -43,7 +46,7 @@ void nl_close(struct nl_sock *nl);
 
 /*
  * Send one request and wait for its ACK. The request is built by the caller
- * (mnl_nlmsg_put_header into a buffer of MNL_SOCKET_BUFFER_SIZE); this sets
+ * (mnl_nlmsg_put_header into a buffer of NL_REQ_SIZE); this sets
  * NLM_F_REQUEST | NLM_F_ACK and the sequence number. 0 or the kernel's -errno.
  */
 int nl_request(struct nl_sock *nl, struct nlmsghdr *nlh, char *err, size_t errlen);

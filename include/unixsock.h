@@ -9,7 +9,8 @@
  * One request/reply exchange on a stream Unix socket: connect, write req,
  * shut down the write side, read the reply until EOF (at most max bytes),
  * all within timeout_ms. The reply is malloc'd and NUL-terminated.
- * -ENOENT/-ECONNREFUSED mean nobody is listening; -ETIMEDOUT; -EMSGSIZE.
+ * -ENOENT/-ECONNREFUSED mean nobody is listening, -ECONNRESET that the peer
+ * closed without replying; -ETIMEDOUT; -EMSGSIZE.
  */
 int usock_exchange(const char *path, const char *req, size_t req_len, size_t max, int timeout_ms,
 		   char **reply, size_t *reply_len);

@@ -329,22 +329,27 @@ int nl_link_parse(const struct nlmsghdr *nlh, struct nl_link *link)
 	if (nlh->nlmsg_type != RTM_NEWLINK || nl_attr_parse(nlh, sizeof(*ifi), link_policy, IFLA_MAX, tb))
 		return -EINVAL;
 	*link = (struct nl_link){ .ifindex = ifi->ifi_index, .flags = ifi->ifi_flags };
-	if (!tb[IFLA_IFNAME] || strlen(s = mnl_attr_get_str(tb[IFLA_IFNAME])) >= sizeof(link->name))
+	if (!tb[IFLA_IFNAME])
+		return -EINVAL;
+	s = mnl_attr_get_str(tb[IFLA_IFNAME]);
+	if (strlen(s) >= sizeof(link->name))
 		return -EINVAL;
 	memcpy(link->name, s, strlen(s) + 1);
 	if (tb[IFLA_MTU])
 		link->mtu = mnl_attr_get_u32(tb[IFLA_MTU]);
 	if (tb[IFLA_ADDRESS] && mnl_attr_get_payload_len(tb[IFLA_ADDRESS]) == sizeof(link->mac))
 		memcpy(link->mac, mnl_attr_get_payload(tb[IFLA_ADDRESS]), sizeof(link->mac));
-	if (tb[IFLA_LINKINFO] &&
-	    nl_attr_parse_nested(tb[IFLA_LINKINFO], linkinfo_policy, IFLA_INFO_MAX, info) == 0 &&
-	    info[IFLA_INFO_KIND] &&
-	    strlen(s = mnl_attr_get_str(info[IFLA_INFO_KIND])) < sizeof(link->kind))
+	if (!tb[IFLA_LINKINFO] ||
+	    nl_attr_parse_nested(tb[IFLA_LINKINFO], linkinfo_policy, IFLA_INFO_MAX, info) ||
+	    !info[IFLA_INFO_KIND])
+		return 0;
+	s = mnl_attr_get_str(info[IFLA_INFO_KIND]);
+	if (strlen(s) < sizeof(link->kind))
 		memcpy(link->kind, s, strlen(s) + 1);
 	return 0;
 }
 
-/* A GETLINK request; stats are skipped since nothing here reads them (and they are half the size). */
+/* A link request with its ifinfomsg header. */
 static struct nlmsghdr *link_req(char *buf, uint16_t type, uint16_t flags, int ifindex)
 {
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
@@ -380,10 +385,11 @@ static int link_dump_cb(const struct nlmsghdr *nlh, void *data)
 
 int nl_link_dump(struct nl_sock *nl, nl_link_cb cb, void *data, char *err, size_t errlen)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char buf[NL_REQ_SIZE];
 	struct nlmsghdr *nlh = link_req(buf, RTM_GETLINK, NLM_F_DUMP, 0);
 	struct link_dump d = { .cb = cb, .data = data };
 
+	/* Nothing here reads the statistics, which are most of a link's size. */
 	mnl_attr_put_u32(nlh, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
 	return nl_query(nl, nlh, link_dump_cb, &d, err, errlen);
 }
@@ -400,7 +406,7 @@ static int link_get_cb(const struct nlmsghdr *nlh, void *data)
 int nl_link_get(struct nl_sock *nl, const char *name, struct nl_link *link, char *err,
 		size_t errlen)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char buf[NL_REQ_SIZE];
 	struct nlmsghdr *nlh = link_req(buf, RTM_GETLINK, 0, 0);
 
 	if (strlen(name) >= IFNAMSIZ)
@@ -412,14 +418,14 @@ int nl_link_get(struct nl_sock *nl, const char *name, struct nl_link *link, char
 
 int nl_link_del(struct nl_sock *nl, int ifindex, char *err, size_t errlen)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char buf[NL_REQ_SIZE];
 
 	return nl_request(nl, link_req(buf, RTM_DELLINK, 0, ifindex), err, errlen);
 }
 
 int nl_link_set_up(struct nl_sock *nl, int ifindex, char *err, size_t errlen)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char buf[NL_REQ_SIZE];
 	struct nlmsghdr *nlh = link_req(buf, RTM_NEWLINK, 0, ifindex);
 	struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
 

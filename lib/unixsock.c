@@ -124,6 +124,11 @@ int usock_exchange(const char *path, const char *req, size_t req_len, size_t max
 			goto out_free;
 		}
 	}
+	if (got == 0) {
+		/* Closed without a word: the peer died mid-request, as unreachable as not listening. */
+		r = -ECONNRESET;
+		goto out_free;
+	}
 	buf[got] = '\0';
 	*reply = buf;
 	*reply_len = got;

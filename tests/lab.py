@@ -65,7 +65,7 @@ class Lab:
 
     def __init__(self, bin_dir, tag=None):
         self.bin_dir = bin_dir
-        self.tag = tag or f"{LAB_TAG}{os.getpid() % 100000}x"
+        self.tag = tag or f"{LAB_TAG}{os.getpid()}x"
         self.count = 0
         self.namespaces = []
         self.procs = []
@@ -95,11 +95,15 @@ class Lab:
 
     @staticmethod
     def sweep():
-        """Remove namespaces a killed earlier run of this lab left behind."""
+        """Remove namespaces that a killed earlier run left behind (its pid is gone)."""
         if not os.path.isdir(NETNS_DIR):
             return
         for name in os.listdir(NETNS_DIR):
-            if name.startswith(LAB_TAG) and name[len(LAB_TAG):len(LAB_TAG) + 1].isdigit():
+            rest = name[len(LAB_TAG):]
+            pid = rest.split("x", 1)[0]
+            if not name.startswith(LAB_TAG) or not pid.isdigit() or "x" not in rest:
+                continue
+            if not os.path.exists(f"/proc/{pid}"):
                 _run(["ip", "netns", "del", name], check=False)
 
 

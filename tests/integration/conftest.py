@@ -38,10 +38,20 @@ POOL = "198.18.1.0/28"
 
 
 @pytest.fixture
-def node(lab, fabric):
-    n = Node(lab, fabric, NODE_ADDR, POOL, fabric_addr=FABRIC_ADDR)
-    n.ns.run("ip", "route", "add", "default", "via", FABRIC_ADDR)
-    # The VPC delivers the pool's addresses to the node that owns them.
-    fabric.run("ip", "route", "add", POOL, "via", NODE_ADDR)
-    n.start_agent("--cooldown", "30")
-    return n
+def make_node(lab, fabric):
+    """make_node(pool=..., agent_args=[...]): a node on the fabric running an agent."""
+    def make(pool=POOL, agent_args=("--cooldown", "30"), start=True):
+        n = Node(lab, fabric, NODE_ADDR, pool, fabric_addr=FABRIC_ADDR)
+        n.ns.run("ip", "route", "add", "default", "via", FABRIC_ADDR)
+        # The VPC delivers the pool's addresses to the node that owns them.
+        for cidr in pool.split(","):
+            fabric.run("ip", "route", "add", cidr.split("@")[0], "via", NODE_ADDR)
+        if start:
+            n.start_agent(*agent_args)
+        return n
+    return make
+
+
+@pytest.fixture
+def node(make_node):
+    return make_node()
