@@ -73,13 +73,13 @@ static void print_pods(const json_t *r)
 	const json_t *pods = json_object_get(r, "pods"), *p;
 	size_t i;
 
-	printf("%-16s %-24s %-15s %-12s %-6s %-9s %-8s %s\n", "NAMESPACE", "POD", "IP", "CONTAINER",
+	printf("%-16s %-24s %-15s %-12s %-6s %-15s %-8s %s\n", "NAMESPACE", "POD", "IP", "CONTAINER",
 	       "IFACE", "HOST-VETH", "VIA", "AGE");
 	json_array_foreach(pods, i, p) {
 		char age[32];
 
 		format_age(num(p, "allocatedAt"), age, sizeof(age));
-		printf("%-16s %-24s %-15s %-12.12s %-6s %-9s %-8s %s\n", str(p, "namespace"),
+		printf("%-16s %-24s %-15s %-12.12s %-6s %-15s %-8s %s\n", str(p, "namespace"),
 		       str(p, "pod"), str(p, "ip"), str(p, "containerID"), str(p, "ifname"),
 		       str(p, "hostVeth"), str(p, "iface"), age);
 	}

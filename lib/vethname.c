@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/sha.h>
+#include <nettle/sha1.h>
 
 #include "vethname.h"
 
@@ -25,7 +25,8 @@ bool veth_prefix_valid(const char *prefix)
 /* Same scheme as the Amazon VPC CNI, so operators' tooling keeps working. */
 int veth_host_name(const char *prefix, const char *k8s_namespace, const char *pod, char out[IFNAMSIZ])
 {
-	unsigned char digest[SHA_DIGEST_LENGTH];
+	unsigned char digest[SHA1_DIGEST_SIZE];
+	struct sha1_ctx sha;
 	char key[512];
 	int n;
 
@@ -34,7 +35,10 @@ int veth_host_name(const char *prefix, const char *k8s_namespace, const char *po
 	n = snprintf(key, sizeof(key), "%s.%s", k8s_namespace, pod);
 	if (n < 0 || (size_t)n >= sizeof(key))
 		return -EINVAL;
-	SHA1((const unsigned char *)key, (size_t)n, digest);
+	/* nettle, not libcrypto: loading libcrypto costs every plugin run ~3 ms. */
+	sha1_init(&sha);
+	sha1_update(&sha, (size_t)n, (const uint8_t *)key);
+	sha1_digest(&sha, sizeof(digest), digest);
 	n = snprintf(out, IFNAMSIZ, "%s", prefix);
 	for (int i = 0; i < 6; i++)
 		snprintf(out + n + 2 * i, IFNAMSIZ - n - 2 * i, "%02x", digest[i]);

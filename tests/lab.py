@@ -247,7 +247,7 @@ class Pod:
         self.name = name
         self.k8s_ns = k8s_ns
         self.ns = node.lab.netns("p")
-        self.container_id = container_id or f"{node.ns.name}-{name}-{os.urandom(4).hex()}"
+        self.container_id = container_id or os.urandom(32).hex()
         self.ifname = ifname
         self.args = f"IgnoreUnknown=1;K8S_POD_NAMESPACE={k8s_ns};K8S_POD_NAME={name}"
         self.result = None

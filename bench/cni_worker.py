@@ -1,0 +1,69 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Runs inside the node namespace: times CNI ADD/DEL of one plugin config.
+
+Spawning the plugin directly from here (not through nsenter) keeps the
+runtime's own cost out of the figures, for berth and the peer alike.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def invoke(binary, command, conf, cid, netns, cni_path):
+    env = {"CNI_COMMAND": command, "CNI_CONTAINERID": cid, "CNI_NETNS": netns,
+           "CNI_IFNAME": "eth0", "CNI_PATH": cni_path, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+           "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME={cid}"}
+    t = time.perf_counter()
+    p = subprocess.run([binary], input=json.dumps(conf), env=env, capture_output=True, text=True)
+    dt = (time.perf_counter() - t) * 1000
+    if p.returncode != 0:
+        raise RuntimeError(f"{binary} {command} failed: {p.stdout} {p.stderr}")
+    return dt, json.loads(p.stdout) if p.stdout.strip() else None
+
+
+def spawn(binary, command, conf, cid, netns, cni_path):
+    env = {"CNI_COMMAND": command, "CNI_CONTAINERID": cid, "CNI_NETNS": netns,
+           "CNI_IFNAME": "eth0", "CNI_PATH": cni_path, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+           "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME={cid}"}
+    p = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env, text=True)
+    return p, time.perf_counter()
+
+
+def main():
+    job = json.load(sys.stdin)
+    conf, binary, cni_path = job["conf"], job["binary"], job["cni_path"]
+    out = {"add": [], "del": [], "burst_add": []}
+    # One at a time.
+    for i, netns in enumerate(job["serial_netns"]):
+        cid = f"s{job['tag']}{i}"
+        dt, res = invoke(binary, "ADD", conf, cid, netns, cni_path)
+        out["add"].append(dt)
+        dt, _ = invoke(binary, "DEL", dict(conf, prevResult=res), cid, netns, cni_path)
+        out["del"].append(dt)
+    # Bursts: all ADDs of a round started together, as a node scheduling a burst of pods.
+    for r, batch in enumerate(job["burst_netns"]):
+        procs = []
+        for i, netns in enumerate(batch):
+            cid = f"b{job['tag']}{r}x{i}"
+            p, t = spawn(binary, "ADD", conf, cid, netns, cni_path)
+            p.stdin.write(json.dumps(conf))
+            p.stdin.close()
+            procs.append((p, t, cid, netns))
+        times, fails = [], 0
+        for p, t, cid, netns in procs:
+            res = p.stdout.read()
+            p.wait()
+            times.append((time.perf_counter() - t) * 1000)
+            if p.returncode != 0:
+                fails += 1
+                continue
+            invoke(binary, "DEL", dict(conf, prevResult=json.loads(res)), cid, netns, cni_path)
+        out["burst_add"].append({"times": times, "failures": fails})
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

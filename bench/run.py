@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""make bench: berth beside its peers, in the same run, medians and ratios.
+
+CNI: ADD and DEL latency of berth-cni + berth-agent against Debian's ptp +
+host-local doing the same work (a veth, a /32, routes), one pod at a time and
+in bursts of 30 concurrent ADDs. Writes bench/results.md and prints it.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+from lab import Lab, Node  # noqa: E402
+
+SERIAL = 60
+BURST = 30
+ROUNDS = 5
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    k = (len(xs) - 1) * p / 100
+    lo = int(k)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def machine():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} x {cpu}, kernel {platform.release()}"
+
+
+def run_worker(node, job):
+    worker = os.path.join(HERE, "cni_worker.py")
+    r = node.ns.run("/usr/bin/python3", worker, input=json.dumps(job), timeout=600)
+    return json.loads(r.stdout)
+
+
+def bench_cni(lab):
+    fabric = lab.netns("f")
+    node = Node(lab, fabric, "198.18.0.10", "198.18.4.0/24", fabric_addr="198.18.0.1")
+    node.start_agent("--cooldown", "0", "--no-portmap")
+    berth_conf = node.plugin_conf()
+    ptp_conf = {"cniVersion": "1.0.0", "name": "ptpnet", "type": "ptp", "ipMasq": False,
+                "mtu": 1500,
+                "ipam": {"type": "host-local", "ranges": [[{"subnet": "198.18.5.0/24"}]],
+                         "routes": [{"dst": "0.0.0.0/0"}],
+                         "dataDir": os.path.join(lab.tmp, "host-local")}}
+    peers = {
+        "berth": (os.path.join(lab.bin_dir, "berth-cni"), berth_conf),
+        "ptp+host-local": ("/usr/lib/cni/ptp", ptp_conf),
+    }
+    results = {}
+    # Interleave the two so that machine noise lands on both alike.
+    for rnd in range(ROUNDS):
+        for name, (binary, conf) in peers.items():
+            serial = [lab.netns("p").path for _ in range(SERIAL // ROUNDS)]
+            burst = [[lab.netns("p").path for _ in range(BURST)]]
+            out = run_worker(node, {"conf": conf, "binary": binary, "tag": f"{rnd}",
+                                    "cni_path": f"{lab.bin_dir}:/usr/lib/cni",
+                                    "serial_netns": serial, "burst_netns": burst})
+            acc = results.setdefault(name, {"add": [], "del": [], "burst_p99": [],
+                                            "burst_fail": 0})
+            acc["add"] += out["add"]
+            acc["del"] += out["del"]
+            for b in out["burst_add"]:
+                acc["burst_p99"].append(pct(b["times"], 99))
+                acc["burst_fail"] += b["failures"]
+            for ns in lab.namespaces[-(len(serial) + BURST):]:
+                ns.delete()
+    return results
+
+
+def table_cni(res):
+    b, p = res["berth"], res["ptp+host-local"]
+    rows = []
+
+    def row(metric, bv, pv, target=""):
+        rows.append(f"| {metric} | {bv:.2f} ms | {pv:.2f} ms | {bv / pv:.2f} | {target} |")
+
+    row("ADD p50", pct(b["add"], 50), pct(p["add"], 50))
+    row("ADD p99", pct(b["add"], 99), pct(p["add"], 99))
+    row("DEL p50", pct(b["del"], 50), pct(p["del"], 50))
+    row("DEL p99", pct(b["del"], 99), pct(p["del"], 99))
+    addel_b = [a + d for a, d in zip(b["add"], b["del"])]
+    addel_p = [a + d for a, d in zip(p["add"], p["del"])]
+    row("ADD+DEL p50", pct(addel_b, 50), pct(addel_p, 50), "ratio <= 0.50")
+    row(f"{BURST} concurrent ADDs, p99 (median of {ROUNDS} bursts)",
+        statistics.median(b["burst_p99"]), statistics.median(p["burst_p99"]), "berth < 100 ms")
+    rows.append(f"| {BURST}-pod burst ADD failures | {b['burst_fail']} | {p['burst_fail']} | | 0 |")
+    head = ["| metric | berth | ptp + host-local | ratio | target |",
+            "|---|---|---|---|---|"]
+    return "\n".join(head + rows)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin-dir", default=os.path.join(HERE, "..", "build"))
+    ap.add_argument("--out", default=os.path.join(HERE, "results.md"))
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("make bench needs root: it creates network namespaces")
+    Lab.sweep()
+    lab = Lab(os.path.abspath(args.bin_dir))
+    try:
+        t0 = time.time()
+        cni = bench_cni(lab)
+        report = [
+            "# berth benchmark report",
+            "",
+            f"Machine: {machine()}. Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+            f" by `make bench` in {time.time() - t0:.0f} s.",
+            "",
+            f"## CNI ADD/DEL latency ({SERIAL} pods one at a time, {ROUNDS} bursts of {BURST})",
+            "",
+            "Wall time of each plugin process as the runtime sees it, spawned inside the node",
+            "namespace; berth and the peer interleaved in the same run.",
+            "",
+            table_cni(cni),
+            "",
+        ]
+        text = "\n".join(report)
+        with open(args.out, "w") as f:
+            f.write(text)
+        print(text)
+    finally:
+        lab.close()
+
+
+if __name__ == "__main__":
+    main()
