@@ -49,6 +49,11 @@ static int parse_one_range(char *item, struct ipam_range *r, char *err, size_t e
 			char *end;
 
 			*colon++ = '\0';
+			/* strtoul would take " 5", "+5" and wrap "-1": digits only. */
+			if (*colon < '0' || *colon > '9') {
+				snprintf(err, errlen, "pool entry \"%s\": bad table \"%s\"", item, colon);
+				return -EINVAL;
+			}
 			errno = 0;
 			table = strtoul(colon, &end, 10);
 			/* 253-255 are the kernel's default/main/local tables. */
@@ -71,7 +76,9 @@ static int parse_one_range(char *item, struct ipam_range *r, char *err, size_t e
 		r->plen = 32;
 	} else if (parse_ipv4_cidr(item, &r->net, &r->plen, 1) < 0) {
 		goto bad;
-	} else if (r->plen < 32 && (ntohl(r->net.s_addr) & ~(~0u << (32 - r->plen)))) {
+	} else if (r->plen > 0 && r->plen < 32 &&
+		   (ntohl(r->net.s_addr) & ~(~0u << (32 - r->plen)))) {
+		/* plen 0 would shift by 32 (UB); the /16 check below refuses it anyway. */
 		struct in_addr base = { .s_addr = htonl(ntohl(r->net.s_addr) & (~0u << (32 - r->plen))) };
 
 		snprintf(err, errlen, "pool entry \"%s\" has host bits set (did you mean %s/%u?)", item,
@@ -101,6 +108,12 @@ int ipam_parse_pool(const char *spec, struct ipam_range **ranges, size_t *n, cha
 	out = calloc(IPAM_MAX_RANGES, sizeof(*out));
 	if (!out) {
 		r = -ENOMEM;
+		goto out_free;
+	}
+	/* strtok would skip empty entries: "a,,b" is a typo to report, not two entries. */
+	if (copy[0] == ',' || strstr(copy, ",,") || (copy[0] && copy[strlen(copy) - 1] == ',')) {
+		snprintf(err, errlen, "the pool has an empty entry");
+		r = -EINVAL;
 		goto out_free;
 	}
 	for (item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
@@ -361,7 +374,8 @@ void ipam_get_stats(const struct ipam *ipam, int64_t now_ms, struct ipam_stats *
 	for (size_t i = 0; i < ipam->n_slots; i++) {
 		const struct slot *s = &ipam->slots[i];
 
-		if (s->alloc)
+		/* Out-of-pool allocations are not part of the pool's arithmetic. */
+		if (s->alloc && i < ipam->n_pool)
 			st->assigned++;
 		else if (i < ipam->n_pool && cooling(ipam, s, now_ms))
 			st->cooling++;
@@ -441,9 +455,13 @@ static int place(struct ipam *ipam, const struct ipam_owner *owner, struct in_ad
 		return -EEXIST;
 	if (!s) {
 		/* Pool shrank under a live pod: keep its address, never hand it out. */
-		if (ipam->n_slots == 2 * ipam->n_pool)
+		for (size_t i = ipam->n_pool; i < ipam->n_slots && !s; i++)
+			if (!ipam->slots[i].alloc)
+				s = &ipam->slots[i]; /* a released out-of-pool slot is reusable */
+		if (!s && ipam->n_slots == 2 * ipam->n_pool)
 			return -ENOSPC;
-		s = &ipam->slots[ipam->n_slots++];
+		if (!s)
+			s = &ipam->slots[ipam->n_slots++];
 		*s = (struct slot){ .ip = h, .range = -1 };
 	}
 	s->alloc = calloc(1, sizeof(*s->alloc));

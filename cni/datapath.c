@@ -60,6 +60,14 @@ struct rule {
 	struct in_addr src, dst; /* INADDR_ANY: not part of the selector */
 };
 
+/* An IPv4 /32 address on a link; INADDR_ANY: any IPv4 address. */
+struct addr {
+	int ifindex;
+	struct in_addr ip;
+};
+
+static int addr_find(struct dp *dp, const struct addr *want);
+
 /* What dp_add has created so far, for its rollback. */
 struct undo {
 	bool veth;
@@ -480,6 +488,29 @@ static void dp_undo(struct dp *dp, const struct undo *u)
 		nl_link_del(dp->pod_nl, link.ifindex, NULL, 0);
 }
 
+/*
+ * The pod already has an interface of that name. A veth with no IPv4 address
+ * is what our DEL leaves in a netns the runtime keeps (podman's network
+ * reload, disconnect/connect): remove it, -ENODEV. Anything else is a live
+ * attachment or not ours: -EEXIST.
+ */
+static int pod_link_reclaim(struct dp *dp, const struct nl_link *link)
+{
+	int ret = strcmp(link->kind, "veth") == 0 ? addr_find(dp, &(struct addr){ .ifindex = link->ifindex, .ip = { 0 } }) : 1;
+
+	if (ret < 0)
+		return fail(dp, ret, "look up addresses of %s in pod netns %s", link->name,
+			    dp->pod->netns_path);
+	if (ret > 0)
+		return fail(dp, -EEXIST, "interface %s already exists in pod netns %s",
+			    dp->pod->ifname, dp->pod->netns_path);
+	ret = nl_link_del(dp->pod_nl, link->ifindex, dp->kmsg, sizeof(dp->kmsg));
+	if (ret && ret != -ENODEV)
+		return fail(dp, ret, "remove stale %s from pod netns %s", link->name,
+			    dp->pod->netns_path);
+	return -ENODEV;
+}
+
 int dp_add(const struct dp_pod *pod, struct dp_links *out, char *err, size_t errlen)
 {
 	struct undo u = { 0 };
@@ -498,9 +529,9 @@ int dp_add(const struct dp_pod *pod, struct dp_links *out, char *err, size_t err
 	/* First, so that a repeated ADD of a live attachment cannot tear down its host veth. */
 	ret = nl_link_get(dp.pod_nl, pod->ifname, &link, dp.kmsg, sizeof(dp.kmsg));
 	if (ret == 0) {
-		ret = fail(&dp, -EEXIST, "interface %s already exists in pod netns %s", pod->ifname,
-			   pod->netns_path);
-		goto out_close;
+		ret = pod_link_reclaim(&dp, &link);
+		if (ret != -ENODEV)
+			goto out_close;
 	}
 	if (ret != -ENODEV) {
 		ret = fail(&dp, ret, "look up %s in pod netns %s", pod->ifname, pod->netns_path);
@@ -736,11 +767,6 @@ static const struct nl_policy addr_policy[IFA_MAX + 1] = {
 	[IFA_LOCAL] = { .type = MNL_TYPE_BINARY, .len = 4 },
 };
 
-/* An IPv4 /32 address on a link. */
-struct addr {
-	int ifindex;
-	struct in_addr ip;
-};
 
 static int addr_find_cb(const struct nlmsghdr *nlh, void *data)
 {
@@ -750,8 +776,11 @@ static int addr_find_cb(const struct nlmsghdr *nlh, void *data)
 	const struct nlattr *tb[IFA_MAX + 1];
 
 	if (nl_attr_parse(nlh, sizeof(*ifa), addr_policy, IFA_MAX, tb) ||
-	    ifa->ifa_family != AF_INET || (int)ifa->ifa_index != w->ifindex ||
-	    ifa->ifa_prefixlen != 32 || attr_in4(tb[IFA_LOCAL]).s_addr != w->ip.s_addr)
+	    ifa->ifa_family != AF_INET || (int)ifa->ifa_index != w->ifindex)
+		return MNL_CB_OK;
+	/* INADDR_ANY wants any IPv4 address at all. */
+	if (w->ip.s_addr &&
+	    (ifa->ifa_prefixlen != 32 || attr_in4(tb[IFA_LOCAL]).s_addr != w->ip.s_addr))
 		return MNL_CB_OK;
 	f->found = true;
 	return MNL_CB_STOP;

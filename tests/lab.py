@@ -85,13 +85,34 @@ class Lab:
         return proc
 
     def close(self):
+        # SIGTERM first: a clean exit is when LeakSanitizer reports, in a SAN build.
         for p in self.procs:
             if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(timeout=10)
         for ns in reversed(self.namespaces):
             ns.delete()
+        self.reports = self.sanitizer_reports()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+    def sanitizer_reports(self):
+        """Sanitizer reports in the logs of the daemons this lab ran."""
+        found = []
+        for root, _, files in os.walk(self.tmp):
+            for name in files:
+                if name.endswith(".log"):
+                    with open(os.path.join(root, name), errors="replace") as f:
+                        text = f.read()
+                    if any(m in text for m in self.SANITIZER_MARKS):
+                        found.append(f"{name}:\n{text[-4000:]}")
+        return found
 
     @staticmethod
     def sweep():

@@ -24,6 +24,8 @@ def lab():
         yield lab
     finally:
         lab.close()
+    if lab.reports:
+        pytest.fail("sanitizer report from a berth daemon:\n" + "\n".join(lab.reports))
 
 
 @pytest.fixture

@@ -131,12 +131,12 @@ def test_pod_to_pod_on_one_node(node):
 
 def test_failed_add_leaves_nothing(node):
     pod = Pod(node, "clash")
-    # An interface already named eth0 in the pod makes the veth creation fail.
-    pod.ns.run("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "x0")
+    # An interface already named eth0 that is not ours (a bridge) makes ADD fail.
+    pod.ns.run("ip", "link", "add", "eth0", "type", "bridge")
     before_links = set(links(node.ns))
     code, out, _ = node.cni("ADD", node.plugin_conf(), pod.container_id, pod.ns.path, "eth0",
                             pod.args)
-    assert code == 1 and out["code"] == 5, out
+    assert code == 1 and out["code"] == 5 and "already exists" in out["details"], out
     assert set(links(node.ns)) == before_links
     assert node.berthctl_json("pods")["pods"] == []
     assert not [r for r in node.ns.json("ip", "-j", "route") if r["dst"].startswith("198.18.1.")]
