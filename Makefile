@@ -14,7 +14,7 @@ SANFLAGS :=
 endif
 
 CC ?= cc
-PKGS := libmnl jansson nettle
+PKGS := libmnl jansson nettle yaml-0.1 libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

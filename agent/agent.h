@@ -9,7 +9,12 @@
 
 #include <jansson.h>
 
+#include "httpd.h"
 #include "ipam.h"
+#include "kcache.h"
+#include "kubeclient.h"
+#include "manifests.h"
+#include "server.h"
 
 /* Container ID of an allocation rebuilt from the host: "recovered-<host veth>". */
 #define RECOVERED_PREFIX "recovered-"
@@ -22,6 +27,10 @@ struct agent_config {
 	const char *veth_prefix;
 	const char *pool_spec;
 	const char *conflist_version;
+	const char *kubeconfig;
+	const char *manifests_dir;
+	const char *metrics_addr;
+	int watch_stall_timeout_s;
 	unsigned int mtu;
 	bool chain_portmap;
 	bool recover_ipam;
@@ -35,21 +44,34 @@ struct agent_counters {
 		veths_removed, commits, commit_errors;
 };
 
+enum agent_source { SOURCE_NONE, SOURCE_API, SOURCE_MANIFESTS };
+
 struct agent {
 	struct agent_config cfg;
 	char cni_sock[PATH_MAX], status_sock[PATH_MAX], checkpoint[PATH_MAX], conflist[PATH_MAX];
 	struct ipam *ipam;
+	struct server *srv;
+	enum agent_source source;
+	struct kcache *kc;
+	struct kube_client *kube;
+	struct manifests *manifests;
+	struct httpd *metrics;
 	uint64_t committed_generation;
 	bool ready;
+	bool stopping;
 	int64_t started_at_ms;
 	struct agent_counters counters;
 };
 
 int64_t agent_now_ms(void);
 
-/* server_handler_fn for cni.sock and status.sock (handlers.c). */
+/* server_handler_fn for cni.sock (handlers.c) and status.sock (status.c). */
 json_t *agent_handle_cni(void *ctx, const char *buf, size_t len, bool *durable);
 json_t *agent_handle_status(void *ctx, const char *buf, size_t len, bool *durable);
+/* httpd_handler_fn for --metrics-addr: /metrics, /healthz, /readyz (metrics.c). */
+void agent_handle_http(void *ctx, const char *path, struct http_reply *reply);
+/* Ready: IPAM serving and, when there is a source, every resource synced. */
+bool agent_is_ready(const struct agent *agent);
 /* server_commit_fn: persist the pool when it changed. */
 int agent_commit(void *ctx);
 

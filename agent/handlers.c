@@ -194,66 +194,6 @@ out:
 	return reply;
 }
 
-static json_t *status_reply(const struct agent *agent)
-{
-	struct ipam_stats st;
-
-	ipam_get_stats(agent->ipam, agent_now_ms(), &st);
-	return json_pack("{s:b,s:s,s:b,s:I,s:s,s:s,s:{s:s,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
-			 "ok", 1, "node", agent->cfg.node_name, "ready", agent->ready,
-			 "startedAt", (json_int_t)agent->started_at_ms, "network",
-			 agent->cfg.network_name, "checkpoint", agent->checkpoint,
-			 "pool", "ranges", agent->cfg.pool_spec, "size", (json_int_t)st.size,
-			 "free", (json_int_t)st.free, "assigned", (json_int_t)st.assigned,
-			 "cooling", (json_int_t)st.cooling,
-			 "counters", "addOk", (json_int_t)agent->counters.add_ok,
-			 "addErrors", (json_int_t)agent->counters.add_err,
-			 "dels", (json_int_t)agent->counters.del_ok,
-			 "reclaimed", (json_int_t)agent->counters.reclaimed,
-			 "badRequests", (json_int_t)agent->counters.bad_requests,
-			 "vethsRemoved", (json_int_t)agent->counters.veths_removed);
-}
-
-static int append_pod(const struct ipam_alloc *a, void *ctx)
-{
-	char ip[INET_ADDRSTRLEN];
-
-	inet_ntop(AF_INET, &a->ip, ip, sizeof(ip));
-	json_array_append_new(ctx, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:s?}",
-					     "namespace", a->owner.k8s_namespace, "pod", a->owner.pod,
-					     "containerID", a->owner.att.container_id,
-					     "ifname", a->owner.att.ifname, "ip", ip,
-					     "hostVeth", a->owner.host_veth,
-					     "network", a->owner.network,
-					     "allocatedAt", (json_int_t)a->allocated_at_ms,
-					     "iface", a->range && a->range->iface[0] ? a->range->iface : NULL));
-	return 0;
-}
-
-json_t *agent_handle_status(void *ctx, const char *buf, size_t len, bool *durable)
-{
-	struct agent *agent = ctx;
-	struct proto_request req;
-	json_t *pods;
-	char err[256];
-
-	if (proto_decode_request(buf, len, &req, err, sizeof(err)) < 0) {
-		agent->counters.bad_requests++;
-		return proto_error_reply(CNI_ERR_DECODE, "bad request: %s", err);
-	}
-	proto_request_release(&req);
-	switch (req.op) {
-	case OP_STATUS:
-		return status_reply(agent);
-	case OP_PODS:
-		pods = json_array();
-		ipam_foreach(agent->ipam, append_pod, pods);
-		return json_pack("{s:b,s:o}", "ok", 1, "pods", pods);
-	default:
-		return proto_error_reply(CNI_ERR_DECODE, "op not served on the status socket");
-	}
-}
-
 int agent_commit(void *ctx)
 {
 	struct agent *agent = ctx;

@@ -3,13 +3,16 @@
  * berth-agent: the node agent. Owns the node's VPC address pool and serves
  * berth-cni (cni.sock) and berthctl (status.sock).
  */
+#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,6 +41,13 @@ static void usage(FILE *f)
 		"  --conflist-version V    cniVersion of the conflist (default 1.0.0: Debian's portmap\n"
 		"                          does not speak 1.1.0; use 1.1.0 for STATUS and GC)\n"
 		"  --recover-ipam          set a corrupt checkpoint aside and rebuild from the host\n"
+		"  --kubeconfig FILE       API server from a kubeconfig (env BERTH_KUBECONFIG); without it\n"
+		"                          and without --manifests, in-cluster config when\n"
+		"                          KUBERNETES_SERVICE_HOST is set\n"
+		"  --manifests DIR         standalone: Services, EndpointSlices, Pods, Node from files\n"
+		"                          (env BERTH_MANIFESTS)\n"
+		"  --metrics-addr H:P      serve /metrics, /healthz, /readyz (env BERTH_METRICS_ADDR)\n"
+		"  --watch-stall-timeout S drop and resume a watch silent this long (default 90)\n"
 		"  --log-level LEVEL       error|warn|info|debug (env BERTH_LOG_LEVEL; default info)\n");
 }
 
@@ -77,6 +87,10 @@ static int parse_args(int argc, char **argv, struct agent_config *cfg)
 		{ "no-portmap", no_argument, NULL, 'P' },
 		{ "recover-ipam", no_argument, NULL, 'R' },
 		{ "conflist-version", required_argument, NULL, 'V' },
+		{ "kubeconfig", required_argument, NULL, 'k' },
+		{ "manifests", required_argument, NULL, 'M' },
+		{ "metrics-addr", required_argument, NULL, 'x' },
+		{ "watch-stall-timeout", required_argument, NULL, 'S' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -98,6 +112,9 @@ static int parse_args(int argc, char **argv, struct agent_config *cfg)
 		.mtu = 1500,
 		.chain_portmap = true,
 		.conflist_version = "1.0.0",
+		.kubeconfig = env_or("BERTH_KUBECONFIG", NULL),
+		.manifests_dir = env_or("BERTH_MANIFESTS", NULL),
+		.metrics_addr = env_or("BERTH_METRICS_ADDR", NULL),
 		.cooldown_ms = 30000,
 		.reclaim_grace_ms = 60000,
 		.reconcile_interval_ms = 5000,
@@ -113,6 +130,19 @@ static int parse_args(int argc, char **argv, struct agent_config *cfg)
 		case 'P': cfg->chain_portmap = false; break;
 		case 'R': cfg->recover_ipam = true; break;
 		case 'V': cfg->conflist_version = optarg; break;
+		case 'k': cfg->kubeconfig = optarg; break;
+		case 'M': cfg->manifests_dir = optarg; break;
+		case 'x': cfg->metrics_addr = optarg; break;
+		case 'S': {
+			int64_t ms;
+
+			if (parse_seconds(optarg, &ms) < 0 || ms == 0) {
+				fprintf(stderr, "berth-agent: --watch-stall-timeout must be 1..86400 seconds\n");
+				return -EINVAL;
+			}
+			cfg->watch_stall_timeout_s = (int)(ms / 1000);
+			break;
+		}
 		case 'l': lvl = optarg; break;
 		case 'm':
 			errno = 0;
@@ -144,6 +174,10 @@ static int parse_args(int argc, char **argv, struct agent_config *cfg)
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
 		}
+	}
+	if (cfg->kubeconfig && cfg->manifests_dir) {
+		fprintf(stderr, "berth-agent: --kubeconfig and --manifests are exclusive\n");
+		return -EINVAL;
 	}
 	if (optind != argc || !cfg->pool_spec) {
 		usage(stderr);
@@ -212,10 +246,57 @@ static int load_pool(struct agent *agent, const struct ipam_range *ranges, size_
 	return agent->ipam ? 0 : -ENOMEM;
 }
 
+/* The cluster picture: the API server, a manifests directory, or nothing (IPAM only). */
+static int start_source(struct agent *agent)
+{
+	struct kube_client_opts opts = {
+		.node_name = agent->cfg.node_name,
+		.stall_timeout_s = agent->cfg.watch_stall_timeout_s,
+	};
+	struct kube_auth auth = { 0 };
+	char err[512];
+	int r;
+
+	agent->kc = kcache_new();
+	if (!agent->kc)
+		return -ENOMEM;
+	if (agent->cfg.manifests_dir) {
+		agent->manifests = manifests_new(agent->srv, agent->kc, agent->cfg.manifests_dir,
+						 agent->cfg.node_name, err, sizeof(err));
+		if (!agent->manifests) {
+			log_err("--manifests: %s", err);
+			return -EINVAL;
+		}
+		agent->source = SOURCE_MANIFESTS;
+		log_info("source: manifests in %s", agent->cfg.manifests_dir);
+		return 0;
+	}
+	if (agent->cfg.kubeconfig)
+		r = kubeconfig_load(agent->cfg.kubeconfig, &auth, err, sizeof(err));
+	else if (getenv("KUBERNETES_SERVICE_HOST"))
+		r = kube_auth_in_cluster(SA_DIR, &auth, err, sizeof(err));
+	else
+		return 0;
+	if (r < 0) {
+		log_err("%s: %s", agent->cfg.kubeconfig ? agent->cfg.kubeconfig : "in-cluster config", err);
+		kube_auth_release(&auth);
+		return r;
+	}
+	log_info("source: API server %s", auth.server);
+	agent->kube = kube_client_new(agent->srv, agent->kc, &auth, &opts, err, sizeof(err));
+	kube_auth_release(&auth);
+	if (!agent->kube) {
+		log_err("API client: %s", err);
+		return -EINVAL;
+	}
+	agent->source = SOURCE_API;
+	return 0;
+}
+
 static int setup(struct agent *agent, struct server *srv)
 {
 	struct ipam_range *ranges = NULL;
-	char err[256];
+	char err[512];
 	size_t n;
 	int r;
 
@@ -252,6 +333,20 @@ static int setup(struct agent *agent, struct server *srv)
 		log_err("cannot listen in %s: %s", agent->cfg.run_dir, strerror(-r));
 		return r;
 	}
+	r = start_source(agent);
+	if (r < 0)
+		return r;
+	if (agent->cfg.metrics_addr) {
+		agent->metrics = httpd_new(srv, agent->cfg.metrics_addr, agent_handle_http, agent, err,
+					   sizeof(err));
+		if (!agent->metrics) {
+			log_err("--metrics-addr: %s", err);
+			return -EINVAL;
+		}
+		log_info("serving /metrics, /healthz and /readyz: metrics on %.*s:%d",
+			 (int)(strrchr(agent->cfg.metrics_addr, ':') - agent->cfg.metrics_addr),
+			 agent->cfg.metrics_addr, httpd_port(agent->metrics));
+	}
 	agent->ready = true;
 	r = agent_write_conflist(agent);
 	if (r < 0) {
@@ -273,19 +368,63 @@ static int make_signalfd(void)
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+static void on_signal(void *arg, int fd, uint32_t revents)
+{
+	struct agent *agent = arg;
+	struct signalfd_siginfo si;
+
+	if (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		log_info("signal %u: shutting down (pods keep their networking)", si.ssi_signo);
+		agent->stopping = true;
+	}
+}
+
+static void on_reconcile_timer(void *arg, int fd, uint32_t revents)
+{
+	struct agent *agent = arg;
+	uint64_t expirations;
+
+	if (read(fd, &expirations, sizeof(expirations)) != sizeof(expirations))
+		return;
+	agent_reconcile(agent, false);
+	agent_commit(agent);
+}
+
+static int make_timerfd(int64_t interval_ms)
+{
+	struct itimerspec its = {
+		.it_interval = { .tv_sec = interval_ms / 1000, .tv_nsec = interval_ms % 1000 * 1000000 },
+	};
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+
+	its.it_value = its.it_interval;
+	if (fd >= 0 && timerfd_settime(fd, 0, &its, NULL) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 int main(int argc, char **argv)
 {
 	struct agent agent = { 0 };
 	struct server *srv = NULL;
-	int64_t next_reconcile;
-	int sfd, r, status = 1;
+	int sfd = -1, tfd = -1, r, status = 1;
 
 	if (parse_args(argc, argv, &agent.cfg) < 0)
 		return 2;
 	agent.started_at_ms = agent_now_ms();
+	/* Before anything else: libcurl's global set-up is not thread-safe. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+		log_err("cannot initialise libcurl");
+		return 1;
+	}
 	sfd = make_signalfd();
+	tfd = make_timerfd(agent.cfg.reconcile_interval_ms);
 	srv = server_new(agent_commit, &agent);
-	if (sfd < 0 || !srv || server_watch_fd(srv, sfd) < 0) {
+	agent.srv = srv;
+	if (sfd < 0 || tfd < 0 || !srv || !server_fd_add(srv, sfd, EPOLLIN, on_signal, &agent) ||
+	    !server_fd_add(srv, tfd, EPOLLIN, on_reconcile_timer, &agent)) {
 		log_err("cannot set up the event loop");
 		goto out;
 	}
@@ -293,32 +432,26 @@ int main(int argc, char **argv)
 		goto out;
 	log_info("serving node %s: pool %s, %s and %s, conflist %s", agent.cfg.node_name,
 		 agent.cfg.pool_spec, agent.cni_sock, agent.status_sock, agent.conflist);
-	next_reconcile = agent_now_ms() + agent.cfg.reconcile_interval_ms;
-	for (;;) {
+	while (!agent.stopping) {
 		r = server_run(srv, 1000);
 		if (r < 0) {
 			log_err("event loop: %s", strerror(-r));
 			goto out;
 		}
-		if (r == sfd) {
-			struct signalfd_siginfo si;
-
-			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				log_info("signal %u: shutting down (pods keep their networking)", si.ssi_signo);
-				break;
-			}
-		}
-		if (agent_now_ms() >= next_reconcile) {
-			agent_reconcile(&agent, false);
-			agent_commit(&agent);
-			next_reconcile = agent_now_ms() + agent.cfg.reconcile_interval_ms;
-		}
+		httpd_expire(agent.metrics);
 	}
 	status = agent_commit(&agent) < 0;
 out:
+	httpd_free(agent.metrics);
+	kube_client_free(agent.kube);
+	manifests_free(agent.manifests);
 	server_free(srv);
+	kcache_free(agent.kc);
 	ipam_free(agent.ipam);
 	if (sfd >= 0)
 		close(sfd);
+	if (tfd >= 0)
+		close(tfd);
+	curl_global_cleanup();
 	return status;
 }

@@ -132,11 +132,27 @@ static void adopt_unknown_pods(struct agent *agent, struct nl_sock *nl, struct h
 /* ---- release allocations whose veth is gone ---- */
 
 struct stale_ctx {
+	const struct agent *agent;
 	struct host_view *hv;
 	int64_t cutoff_ms;
 	struct ipam_owner *stale;
 	size_t n, cap;
 };
+
+/*
+ * With a synced view of this node's Pods, a pod that still exists keeps its
+ * address even without a veth (its sandbox is being recreated). Without one
+ * (no source), the veth alone decides.
+ */
+static bool pod_still_here(const struct agent *agent, const struct ipam_owner *o)
+{
+	char key[PROTO_K8S_NS_MAX + PROTO_POD_MAX + 2];
+
+	if (!agent->kc || agent->source == SOURCE_NONE || !kcache_synced(agent->kc, K8S_POD))
+		return false;
+	snprintf(key, sizeof(key), "%s/%s", o->k8s_namespace, o->pod);
+	return kcache_get(agent->kc, K8S_POD, key) != NULL;
+}
 
 static int mark_claimed_or_stale(const struct ipam_alloc *a, void *data)
 {
@@ -150,6 +166,8 @@ static int mark_claimed_or_stale(const struct ipam_alloc *a, void *data)
 	/* Young allocations may belong to an ADD that has not created its veth yet. */
 	if (a->allocated_at_ms > sc->cutoff_ms || sc->n == sc->cap)
 		return 0;
+	if (pod_still_here(sc->agent, &a->owner))
+		return 0;
 	sc->stale[sc->n++] = a->owner;
 	return 0;
 }
@@ -159,8 +177,9 @@ static void release_stale(struct agent *agent, struct stale_ctx *sc)
 	for (size_t i = 0; i < sc->n; i++) {
 		const struct ipam_owner *o = &sc->stale[i];
 
-		log_info("reclaimed the address of %s/%s (%.12s %s): its host veth %s is gone",
-			 o->k8s_namespace, o->pod, o->att.container_id, o->att.ifname, o->host_veth);
+		log_info("reclaimed the address of %s/%s (%.12s %s): its host veth %s is gone%s",
+			 o->k8s_namespace, o->pod, o->att.container_id, o->att.ifname, o->host_veth,
+			 agent->source != SOURCE_NONE ? " and the pod is not on this node" : "");
 		ipam_release(agent->ipam, o->network, &o->att, agent_now_ms());
 		agent->counters.reclaimed++;
 	}
@@ -189,7 +208,7 @@ static void remove_orphan_veths(struct agent *agent, struct nl_sock *nl, struct 
 void agent_reconcile(struct agent *agent, bool at_start)
 {
 	struct host_view hv = { .prefix = agent->cfg.veth_prefix };
-	struct stale_ctx sc = { .hv = &hv };
+	struct stale_ctx sc = { .agent = agent, .hv = &hv };
 	struct nl_sock *nl = nl_open();
 	char err[256];
 	int r;

@@ -13,7 +13,6 @@
 #include "unixsock.h"
 
 #define MAX_LISTENERS 4
-#define MAX_WATCHED 4
 #define MAX_CONNS 1024
 /* A client that has not sent its whole request or read its reply by then is dropped. */
 #define CONN_DEADLINE_MS 10000
@@ -21,7 +20,11 @@
 
 enum conn_state { CONN_READING, CONN_HELD, CONN_WRITING };
 
+/* Every epoll data pointer leads with its kind. */
+enum item_kind { ITEM_LISTENER, ITEM_CONN, ITEM_FD };
+
 struct conn {
+	enum item_kind kind;
 	int fd;
 	enum conn_state state;
 	server_handler_fn handler;
@@ -33,24 +36,32 @@ struct conn {
 };
 
 struct listener {
+	enum item_kind kind;
 	int fd;
 	char *path;
 	server_handler_fn handler;
+};
+
+struct server_fd {
+	enum item_kind kind;
+	int fd;
+	server_fd_fn cb;
+	void *arg;
+	bool dead; /* deleted while its event batch is being dispatched */
+	struct server_fd *next;
 };
 
 struct server {
 	int epfd;
 	struct listener listeners[MAX_LISTENERS];
 	size_t n_listeners;
-	int watched[MAX_WATCHED];
-	size_t n_watched;
+	struct server_fd *fds;
 	struct conn *conns;
 	size_t n_conns;
 	server_commit_fn commit;
 	void *ctx;
 };
 
-/* epoll data tags: listeners and watched fds are told apart from connections by pointer. */
 static long long now_ms(void)
 {
 	struct timespec ts;
@@ -92,12 +103,29 @@ static void conn_close(struct server *srv, struct conn *c)
 	srv->n_conns--;
 }
 
+static void reap_fds(struct server *srv, bool all)
+{
+	struct server_fd **pp = &srv->fds;
+
+	while (*pp) {
+		struct server_fd *w = *pp;
+
+		if (w->dead || all) {
+			*pp = w->next;
+			free(w);
+		} else {
+			pp = &w->next;
+		}
+	}
+}
+
 void server_free(struct server *srv)
 {
 	if (!srv)
 		return;
 	while (srv->conns)
 		conn_close(srv, srv->conns);
+	reap_fds(srv, true);
 	for (size_t i = 0; i < srv->n_listeners; i++) {
 		close(srv->listeners[i].fd);
 		unlink(srv->listeners[i].path);
@@ -119,7 +147,7 @@ int server_listen(struct server *srv, const char *path, server_handler_fn handle
 	if (fd < 0)
 		return fd;
 	l = &srv->listeners[srv->n_listeners];
-	*l = (struct listener){ .fd = fd, .path = strdup(path), .handler = handler };
+	*l = (struct listener){ .kind = ITEM_LISTENER, .fd = fd, .path = strdup(path), .handler = handler };
 	ev.data.ptr = l;
 	if (!l->path || epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		free(l->path);
@@ -130,18 +158,38 @@ int server_listen(struct server *srv, const char *path, server_handler_fn handle
 	return 0;
 }
 
-int server_watch_fd(struct server *srv, int fd)
+struct server_fd *server_fd_add(struct server *srv, int fd, uint32_t events, server_fd_fn cb,
+				void *arg)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
+	struct server_fd *w = calloc(1, sizeof(*w));
+	struct epoll_event ev = { .events = events };
 
-	if (srv->n_watched == MAX_WATCHED)
-		return -ENOSPC;
-	srv->watched[srv->n_watched] = fd;
-	ev.data.ptr = &srv->watched[srv->n_watched];
-	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-		return -errno;
-	srv->n_watched++;
-	return 0;
+	if (!w)
+		return NULL;
+	*w = (struct server_fd){ .kind = ITEM_FD, .fd = fd, .cb = cb, .arg = arg, .next = srv->fds };
+	ev.data.ptr = w;
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		free(w);
+		return NULL;
+	}
+	srv->fds = w;
+	return w;
+}
+
+int server_fd_mod(struct server *srv, struct server_fd *w, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = w };
+
+	return epoll_ctl(srv->epfd, EPOLL_CTL_MOD, w->fd, &ev) < 0 ? -errno : 0;
+}
+
+void server_fd_del(struct server *srv, struct server_fd *w)
+{
+	if (!w)
+		return;
+	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+	/* Freed after the current batch: a later event of it may still point here. */
+	w->dead = true;
 }
 
 static void conn_set_reply(struct conn *c, json_t *reply)
@@ -181,7 +229,8 @@ static void accept_all(struct server *srv, struct listener *l)
 			close(fd);
 			continue;
 		}
-		*c = (struct conn){ .fd = fd, .handler = l->handler, .deadline = now_ms() + CONN_DEADLINE_MS };
+		*c = (struct conn){ .kind = ITEM_CONN, .fd = fd, .handler = l->handler,
+				    .deadline = now_ms() + CONN_DEADLINE_MS };
 		ev.data.ptr = c;
 		if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			close(fd);
@@ -321,23 +370,32 @@ static void expire_conns(struct server *srv)
 int server_run(struct server *srv, int timeout_ms)
 {
 	struct epoll_event evs[64];
-	int n, woke = 0;
+	int n;
 
 	n = epoll_wait(srv->epfd, evs, 64, timeout_ms);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
 	for (int i = 0; i < n; i++) {
-		void *p = evs[i].data.ptr;
+		enum item_kind *kind = evs[i].data.ptr;
 
-		if (p >= (void *)srv->listeners && p < (void *)(srv->listeners + MAX_LISTENERS)) {
-			accept_all(srv, p);
-		} else if (p >= (void *)srv->watched && p < (void *)(srv->watched + MAX_WATCHED)) {
-			woke = *(int *)p;
-		} else {
-			conn_event(srv, p);
+		switch (*kind) {
+		case ITEM_LISTENER:
+			accept_all(srv, evs[i].data.ptr);
+			break;
+		case ITEM_CONN:
+			conn_event(srv, evs[i].data.ptr);
+			break;
+		case ITEM_FD: {
+			struct server_fd *w = evs[i].data.ptr;
+
+			if (!w->dead)
+				w->cb(w->arg, w->fd, evs[i].events);
+			break;
+		}
 		}
 	}
 	release_held(srv);
 	expire_conns(srv);
-	return woke;
+	reap_fds(srv, false);
+	return 0;
 }

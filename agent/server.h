@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct server;
 
@@ -31,13 +32,20 @@ void server_free(struct server *srv);
 
 /* Listen at path (mode 0600): only peers with uid 0 are served. */
 int server_listen(struct server *srv, const char *path, server_handler_fn handler);
-/* Add another fd to wake the loop (signalfd, timerfd); its readiness makes server_run return it. */
-int server_watch_fd(struct server *srv, int fd);
-
 /*
- * Serve until an fd added with server_watch_fd is readable (returned) or
- * timeout_ms passes (0 returned). Negative errno on a fatal error.
+ * Any other fd the agent's single thread waits on (signalfd, timerfd,
+ * inotify, libcurl's sockets, the metrics listener): cb runs when it is
+ * ready. EPOLLIN/EPOLLOUT in events; level-triggered. Returns a watch handle
+ * or NULL; server_fd_del removes it (before the fd is closed).
  */
+typedef void (*server_fd_fn)(void *arg, int fd, uint32_t revents);
+struct server_fd;
+struct server_fd *server_fd_add(struct server *srv, int fd, uint32_t events, server_fd_fn cb,
+				void *arg);
+int server_fd_mod(struct server *srv, struct server_fd *w, uint32_t events);
+void server_fd_del(struct server *srv, struct server_fd *w);
+
+/* Wait up to timeout_ms and serve what is ready. 0 or negative errno on a fatal error. */
 int server_run(struct server *srv, int timeout_ms);
 
 #endif

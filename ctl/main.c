@@ -16,7 +16,7 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: berthctl [--run-dir DIR] status|pods [-o json|table]\n"
+	fprintf(f, "usage: berthctl [--run-dir DIR] status|pods|services [-o json|table]\n"
 		   "  --run-dir DIR   the agent's run dir (env BERTH_RUN_DIR; default /run/berth)\n");
 }
 
@@ -48,6 +48,37 @@ static void format_age(long long since_ms, char *out, size_t len)
 		snprintf(out, len, "%lldd", s / 86400);
 }
 
+static void print_source(const json_t *src)
+{
+	const json_t *res = json_object_get(src, "resources"), *v;
+	const char *type = str(src, "type"), *kind;
+
+	if (strcmp(type, "api") == 0) {
+		printf("Source:      API server %s (%s)\n", str(src, "server"),
+		       json_is_true(json_object_get(src, "connected")) ? "connected" : "disconnected");
+	} else if (strcmp(type, "manifests") == 0) {
+		printf("Source:      manifests in %s (%lld files, %lld objects)\n", str(src, "dir"),
+		       num(src, "files"), num(src, "objects"));
+	} else {
+		printf("Source:      none (IPAM only)\n");
+		return;
+	}
+	if (*str(src, "lastError") && strcmp(str(src, "lastError"), "-")) {
+		char age[32];
+
+		format_age(num(src, "lastErrorAt"), age, sizeof(age));
+		printf("Last error:  %s (%s ago)\n", str(src, "lastError"), age);
+	}
+	printf("  %-14s %-7s %-10s %-16s %8s %8s %7s %8s %6s\n", "RESOURCE", "SYNCED", "STATE",
+	       "RESOURCEVERSION", "OBJECTS", "EVENTS", "ERRORS", "RELISTS", "WATCH");
+	json_object_foreach((json_t *)res, kind, v) {
+		printf("  %-14s %-7s %-10s %-16s %8lld %8lld %7lld %8lld %6lld\n", kind,
+		       json_is_true(json_object_get(v, "synced")) ? "yes" : "no",
+		       str(v, "state"), str(v, "resourceVersion"), num(v, "count"), num(v, "events"),
+		       num(v, "decodeErrors"), num(v, "relists"), num(v, "watchRestarts"));
+	}
+}
+
 static void print_status(const json_t *r)
 {
 	const json_t *pool = json_object_get(r, "pool"), *c = json_object_get(r, "counters");
@@ -66,6 +97,7 @@ static void print_status(const json_t *r)
 	       num(c, "addErrors"), num(c, "dels"), num(c, "badRequests"));
 	printf("Reclaimed:   %lld addresses, %lld stale veths removed\n", num(c, "reclaimed"),
 	       num(c, "vethsRemoved"));
+	print_source(json_object_get(r, "source"));
 }
 
 static void print_pods(const json_t *r)
@@ -82,6 +114,79 @@ static void print_pods(const json_t *r)
 		printf("%-16s %-24s %-15s %-12.12s %-6s %-15s %-8s %s\n", str(p, "namespace"),
 		       str(p, "pod"), str(p, "ip"), str(p, "containerID"), str(p, "ifname"),
 		       str(p, "hostVeth"), str(p, "iface"), age);
+	}
+}
+
+/* "80/TCP->8080,443/TCP->https" */
+static void format_ports(const json_t *svc, char *out, size_t len)
+{
+	const json_t *ports = json_object_get(json_object_get(svc, "spec"), "ports"), *p;
+	size_t i, off = 0;
+
+	out[0] = '\0';
+	json_array_foreach(ports, i, p) {
+		const json_t *tp = json_object_get(p, "targetPort");
+		char target[32];
+		int n;
+
+		if (json_is_integer(tp))
+			snprintf(target, sizeof(target), "%lld", (long long)json_integer_value(tp));
+		else
+			snprintf(target, sizeof(target), "%s", json_string_value(tp) ?: "?");
+		n = snprintf(out + off, len - off, "%s%lld/%s", i ? "," : "", num(p, "port"),
+			     str(p, "protocol"));
+		if (n < 0 || (size_t)n >= len - off)
+			break;
+		off += (size_t)n;
+		if (json_integer_value(json_object_get(p, "nodePort"))) {
+			n = snprintf(out + off, len - off, ":%lld", num(p, "nodePort"));
+			if (n < 0 || (size_t)n >= len - off)
+				break;
+			off += (size_t)n;
+		}
+	}
+}
+
+static void print_services(const json_t *r)
+{
+	const json_t *list = json_object_get(r, "services"), *item;
+	size_t i;
+
+	if (!json_is_true(json_object_get(r, "synced")))
+		printf("(the cache has not synced yet: this list may be incomplete)\n");
+	printf("%-16s %-28s %-12s %-15s %-24s %s\n", "NAMESPACE", "NAME", "TYPE", "CLUSTER-IP",
+	       "PORT(S)", "ENDPOINTS (ready/total)");
+	json_array_foreach(list, i, item) {
+		const json_t *svc = json_object_get(item, "service");
+		const json_t *spec = json_object_get(svc, "spec"), *meta = json_object_get(svc, "metadata");
+		const json_t *slices = json_object_get(item, "endpointSlices"), *sl, *ep;
+		char ports[256], eps[512];
+		size_t j, k, off = 0;
+		int ready = 0, total = 0;
+
+		format_ports(svc, ports, sizeof(ports));
+		eps[0] = '\0';
+		json_array_foreach(slices, j, sl) {
+			json_array_foreach(json_object_get(sl, "endpoints"), k, ep) {
+				const json_t *cond = json_object_get(ep, "conditions");
+				const char *addr = json_string_value(json_array_get(json_object_get(ep, "addresses"), 0));
+				bool ok = json_is_true(json_object_get(cond, "ready"));
+				int n;
+
+				total++;
+				ready += ok;
+				if (!addr || off >= sizeof(eps) - 32)
+					continue;
+				n = snprintf(eps + off, sizeof(eps) - off, "%s%s%s", off ? "," : "", addr,
+					     ok ? "" : "(not ready)");
+				if (n > 0 && (size_t)n < sizeof(eps) - off)
+					off += (size_t)n;
+			}
+		}
+		printf("%-16s %-28s %-12s %-15s %-24s %d/%d %s\n", str(meta, "namespace"),
+		       str(meta, "name"), str(spec, "type"),
+		       json_string_value(json_array_get(json_object_get(spec, "clusterIPs"), 0)) ?: "None",
+		       ports, ready, total, eps);
 	}
 }
 
@@ -119,6 +224,8 @@ int main(int argc, char **argv)
 		req.op = OP_STATUS;
 	} else if (strcmp(cmd, "pods") == 0) {
 		req.op = OP_PODS;
+	} else if (strcmp(cmd, "services") == 0) {
+		req.op = OP_SERVICES;
 	} else {
 		fprintf(stderr, "berthctl: unknown command \"%s\"\n", cmd);
 		usage(stderr);
@@ -147,8 +254,10 @@ int main(int argc, char **argv)
 		json_dumpf(reply, stdout, JSON_INDENT(2)), putchar('\n');
 	else if (req.op == OP_STATUS)
 		print_status(reply);
-	else
+	else if (req.op == OP_PODS)
 		print_pods(reply);
+	else
+		print_services(reply);
 	json_decref(reply);
 	return 0;
 }

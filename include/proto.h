@@ -12,7 +12,8 @@
  *   {"op":"gc","network":N,"valid":[{"containerID":C,"ifname":I},...]}
  *                                                    -> {"ok":true,"released":n}
  *   {"op":"ready"}                                   -> {"ok":true}
- *   {"op":"status"} / {"op":"pods"} (status socket)  -> {"ok":true,...}
+ *   {"op":"status"} / {"op":"pods"} / {"op":"services"} (status socket)
+ *                                                    -> {"ok":true,...}
  *   errors                                           -> {"ok":false,"code":K,"error":"..."}
  * where K is a CNI error code the plugin passes on.
  */
@@ -34,7 +35,7 @@
 #define PROTO_K8S_NS_MAX 64
 #define PROTO_POD_MAX 254
 
-enum proto_op { OP_ADD, OP_DEL, OP_CHECK, OP_GC, OP_READY, OP_STATUS, OP_PODS };
+enum proto_op { OP_ADD, OP_DEL, OP_CHECK, OP_GC, OP_READY, OP_STATUS, OP_PODS, OP_SERVICES };
 
 struct proto_attachment {
 	char container_id[PROTO_CONTAINER_MAX];
@@ -53,6 +54,9 @@ struct proto_request {
 	struct proto_attachment *valid; /* OP_GC: malloc'd, n_valid entries */
 	size_t n_valid;
 };
+
+/* Ops with no arguments (readiness and the status socket's). */
+bool proto_op_is_query(enum proto_op op);
 
 /* The identifiers the CNI spec allows: [A-Za-z0-9_.-], non-empty, < cap. */
 bool proto_valid_ident(const char *s, size_t cap);

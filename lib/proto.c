@@ -11,8 +11,13 @@
 
 static const char *const op_names[] = {
 	[OP_ADD] = "add",   [OP_DEL] = "del",       [OP_CHECK] = "check", [OP_GC] = "gc",
-	[OP_READY] = "ready", [OP_STATUS] = "status", [OP_PODS] = "pods",
+	[OP_READY] = "ready", [OP_STATUS] = "status", [OP_PODS] = "pods", [OP_SERVICES] = "services",
 };
+
+bool proto_op_is_query(enum proto_op op)
+{
+	return op == OP_READY || op == OP_STATUS || op == OP_PODS || op == OP_SERVICES;
+}
 
 bool proto_valid_ident(const char *s, size_t cap)
 {
@@ -111,7 +116,7 @@ static int decode_body(const json_t *root, struct proto_request *req, char *err,
 		return -EINVAL;
 	}
 	req->op = (enum proto_op)i;
-	if (req->op == OP_READY || req->op == OP_STATUS || req->op == OP_PODS)
+	if (proto_op_is_query(req->op))
 		return 0;
 
 	if (jx_string(root, "network", req->network, sizeof(req->network)) < 0 ||
@@ -184,7 +189,7 @@ char *proto_encode_request(const struct proto_request *req)
 	if (!o)
 		return NULL;
 	json_object_set_new(o, "op", json_string(op_names[req->op]));
-	if (req->op == OP_READY || req->op == OP_STATUS || req->op == OP_PODS)
+	if (proto_op_is_query(req->op))
 		goto out_dump;
 	json_object_set_new(o, "network", json_string(req->network));
 	if (req->op == OP_GC) {
