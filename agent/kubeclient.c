@@ -44,6 +44,7 @@ struct reflector {
 	size_t len, cap;
 	long status;             /* HTTP status of the transfer */
 	char cont[4096];         /* continue token of the list in progress */
+	bool need_list;          /* no complete list since the start or the last 410 */
 	bool relist_open;        /* kcache_relist_begin called for this list */
 	bool want_relist;        /* the watch saw 410: list again */
 	bool got_event;          /* the watch delivered something: reset backoff */
@@ -502,6 +503,7 @@ static void list_done(struct reflector *r)
 	}
 	kcache_relist_end(c->kc, r->kind, rv && strlen(rv) < K8S_RV_MAX ? rv : "");
 	r->relist_open = false;
+	r->need_list = false;
 	r->cont[0] = '\0';
 	r->failures = 0;
 	json_decref(doc);
@@ -515,6 +517,7 @@ static void relist(struct reflector *r)
 	kcache_note(r->client->kc, r->kind, false, true, false);
 	r->cont[0] = '\0';
 	r->relist_open = false;
+	r->need_list = true;
 	start(r, PHASE_LISTING);
 }
 
@@ -606,8 +609,7 @@ static void on_timer(void *arg, int fd, uint32_t revents)
 		struct reflector *r = &c->refl[k];
 
 		if (r->phase == PHASE_BACKOFF && r->retry_at <= now)
-			start(r, r->cont[0] || !kcache_synced(c->kc, r->kind) ? PHASE_LISTING
-									  : PHASE_WATCHING);
+			start(r, r->need_list ? PHASE_LISTING : PHASE_WATCHING);
 	}
 	if (c->curl_deadline && c->curl_deadline <= now) {
 		c->curl_deadline = 0;
@@ -660,7 +662,8 @@ struct kube_client *kube_client_new(struct server *srv, struct kcache *kc, struc
 	for (int k = 0; k < K8S_NKINDS; k++) {
 		struct reflector *r = &c->refl[k];
 
-		*r = (struct reflector){ .client = c, .kind = (enum k8s_kind)k, .path = collection_paths[k] };
+		*r = (struct reflector){ .client = c, .kind = (enum k8s_kind)k, .path = collection_paths[k],
+					 .need_list = true };
 		if (k == K8S_POD && asprintf(&r->selector, "spec.nodeName=%s", opts->node_name) < 0)
 			goto fail_oom;
 		if (k == K8S_NODE && asprintf(&r->selector, "metadata.name=%s", opts->node_name) < 0)

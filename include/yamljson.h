@@ -6,8 +6,11 @@
  * aliases are refused (billion-laughs), as are non-scalar keys, duplicate
  * keys, unknown tags, and more than YJ_MAX_DEPTH levels. Integers beyond 64
  * bits and non-finite floats stay strings. JSON text is YAML, so JSON
- * manifests take the same path, with YAML's one limit on it: a key (from its
- * start to the ':') may be at most 1024 characters. Details in lib/yamljson.c.
+ * manifests take the same path, with libyaml's limits on it: a key (from its
+ * start to the ':') may be at most 1024 characters, "\uD83D\uDE00"-style
+ * surrogate escapes are refused (write the character itself), and raw
+ * U+0085/U+2028/U+2029 inside a string are YAML 1.1 line breaks (escape
+ * them). Details in lib/yamljson.c.
  */
 #ifndef BERTH_YAMLJSON_H
 #define BERTH_YAMLJSON_H

@@ -6,6 +6,8 @@ Lab.close(), which the tests call even on failure; Lab.sweep() removes what
 a killed earlier run left behind. Traffic stays inside the namespaces:
 198.18.0.0/15 for the VPC, pods and services, 203.0.113.0/24 for "outside".
 """
+import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -15,6 +17,7 @@ import tempfile
 import time
 
 NETNS_DIR = "/var/run/netns"
+CLONE_NEWNET = 0x40000000
 LAB_TAG = "bt"  # every namespace of ours starts with this
 
 
@@ -48,6 +51,27 @@ class Netns:
     def json(self, *cmd):
         out = self.run(*cmd).stdout
         return json.loads(out) if out.strip() else []
+
+    @contextlib.contextmanager
+    def entered(self):
+        """Run the block with this thread in the namespace: sockets made there stay there.
+
+        That is how a test's in-process server listens inside a node namespace.
+        """
+        libc = ctypes.CDLL(None, use_errno=True)
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        target = os.open(self.path, os.O_RDONLY)
+        try:
+            if libc.setns(target, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), f"setns into {self.name}")
+            try:
+                yield self
+            finally:
+                if libc.setns(own, CLONE_NEWNET) != 0:
+                    os.abort()  # carrying on in the wrong namespace would be worse
+        finally:
+            os.close(target)
+            os.close(own)
 
     def sysctl(self, key, value):
         self.run("sysctl", "-qw", f"{key}={value}")

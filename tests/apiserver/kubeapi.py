@@ -303,6 +303,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "berth-test-apiserver"
     sys_version = ""
 
+    def version_string(self):
+        return self.server_version
+
     def log_message(self, fmt, *args):  # quiet; the request log is KubeAPIServer.requests
         pass
 
@@ -376,9 +379,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             hdrs = [("Retry-After", str(retry_after))] if retry_after is not None else []
             reason = {429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable",
                       504: "Timeout"}.get(code, "InternalError")
-            raise_headers = ApiError(code, reason, f"injected failure {code}",
-                                     {"retryAfterSeconds": retry_after} if retry_after else None)
-            return self._send_error(raise_headers, hdrs)
+            err = ApiError(code, reason, f"injected failure {code}",
+                           {"retryAfterSeconds": retry_after} if retry_after else None)
+            return self._send_error(err, hdrs)
         verb, res, ns, name = route
         if verb == "version":
             return self._send_obj(SERVER_VERSION)
@@ -522,7 +525,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._chunk(line("ADDED", rec))
             next_bookmark = time.monotonic() + api.bookmark_interval
             while True:
-                batch, garbage, end, err = api._watch_wait(
+                batch, garbage, end, err, upto = api._watch_wait(
                     w, res.name, pos, deadline, next_bookmark if bookmarks else None)
                 if w.dropped:
                     self.close_connection = True
@@ -542,13 +545,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                         self._chunk(line("ADDED" if new_ok else "DELETED", ev.rec))
                     elif new_ok or (ev.type == "DELETED" and old_ok):
                         self._chunk(line(ev.type, ev.rec))
-                if batch:
-                    pos = max(pos, batch[-1].rv)
+                # Every event of this resource up to `upto` has now been sent.
+                pos = max(pos, upto)
                 if end:
                     break
                 now = time.monotonic()
                 if bookmarks and now >= next_bookmark:
-                    pos = max(pos, api._current_rv_for_bookmark(pos))
                     self._chunk(_dumps({"type": "BOOKMARK", "object": {
                         "kind": "Table" if as_table else res.kind,
                         "apiVersion": "meta.k8s.io/v1" if as_table else res.group_version,
@@ -736,6 +738,7 @@ class KubeAPIServer:
         self.san_ips = tuple(san_ips) + ((host,) if host not in ("127.0.0.1", "0.0.0.0", "::")
                                          else ())
         self._tokens = {token} if token else set()
+        self._last_token = token
         self.client_auth = client_auth
         self.bookmark_interval = bookmark_interval
         self.watch_expired = watch_expired
@@ -767,6 +770,15 @@ class KubeAPIServer:
 
     # ---- lifecycle ----
     def start(self):
+        """Listen and serve in a background thread; returns self."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self):
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         if self.tls:
             if self.tls_dir is None:
@@ -775,7 +787,7 @@ class KubeAPIServer:
             tls.make_pki(self.tls_dir, ips=self.san_ips)
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(self.server_cert, self.server_key)
-            ctx.set_alpn_protocols(["http/1.1"])
+            ctx.set_alpn_protocols(["http/1.1"])  # no h2: watches are HTTP/1.1 chunked
             if self.client_auth != "none":
                 ctx.load_verify_locations(self.ca_file)
                 ctx.verify_mode = ssl.CERT_REQUIRED if self.client_auth == "required" else \
@@ -795,10 +807,10 @@ class KubeAPIServer:
             raise
         self._httpd = httpd
         self.port = httpd.socket.getsockname()[1]
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="kubeapi", daemon=True)
+        self._thread = threading.Thread(target=httpd.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, name="kubeapi",
+                                        daemon=True)
         self._thread.start()
-        return self
 
     def stop(self):
         """Stop serving, end every connection (watches included), remove temp files."""
@@ -858,8 +870,6 @@ class KubeAPIServer:
             if token:
                 self._tokens.add(token)
             self._last_token = token
-
-    _last_token = DEFAULT_TOKEN
 
     def kubeconfig(self, path, token=None, client_cert=False, server=None):
         """Write a kubeconfig (JSON, which kubectl and YAML readers accept) for this server:
@@ -1252,30 +1262,27 @@ class KubeAPIServer:
 
     def _watch_wait(self, w, res, pos, deadline, next_bookmark):
         """Wait until the watch has something to do.
-        Returns (events after pos for res, garbage lines, end of stream?, 410 message)."""
+        Returns (events after pos for res, garbage lines, end of stream?, 410 message,
+        the rv up to which the returned events are complete)."""
         with self._cond:
             while True:
                 if w.dropped or self._stopping:
-                    return [], [], True, None
+                    return [], [], True, None, pos
                 now = time.monotonic()
                 if not self._stalled:
                     garbage, w.garbage = w.garbage, []
                     if pos < self._compacted:
                         return [], garbage, True, (f"too old resource version: {pos} "
-                                                   f"({self._compacted})")
+                                                   f"({self._compacted})"), pos
                     start = max(0, pos + 1 - self._hist_first)
                     batch = [e for e in self._history[start:] if e.res == res]
                     end = now >= deadline
                     if batch or garbage or end or (next_bookmark and now >= next_bookmark):
-                        return batch, garbage, end, None
+                        return batch, garbage, end, None, max(pos, self._rv)
                     wake = min(deadline, next_bookmark or deadline)
                     self._cond.wait(max(0.001, wake - now))
                 else:
                     self._cond.wait()
-
-    def _current_rv_for_bookmark(self, pos):
-        with self._cond:
-            return self._rv
 
 
 def _ns_range(keys, ns):
