@@ -66,6 +66,7 @@ struct kube_client {
 	char last_error[512];
 	long long last_error_at; /* wall ms */
 	unsigned int seed;
+	bool announced_sync;
 };
 
 static long long mono_ms(void)
@@ -509,6 +510,15 @@ static void list_done(struct reflector *r)
 	json_decref(doc);
 	log_info("api: %s synced at resourceVersion %s", k8s_kind_name(r->kind),
 		 kcache_rv(c->kc, r->kind));
+	if (kcache_all_synced(c->kc) && !c->announced_sync) {
+		struct kcache_kind_stats svc, eps;
+
+		kcache_stats(c->kc, K8S_SERVICE, &svc);
+		kcache_stats(c->kc, K8S_ENDPOINTSLICE, &eps);
+		log_info("api: all resources synced: %zu services, %zu endpoint slices", svc.count,
+			 eps.count);
+		c->announced_sync = true;
+	}
 	start(r, PHASE_WATCHING);
 }
 

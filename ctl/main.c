@@ -236,7 +236,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	wire = proto_encode_request(&req);
-	r = wire ? usock_exchange(path, wire, strlen(wire), PROTO_MAX_REPLY, TIMEOUT_MS, &text, &len)
+	r = wire ? usock_exchange(path, wire, strlen(wire), PROTO_MAX_STATUS_REPLY, TIMEOUT_MS, &text, &len)
 		 : -ENOMEM;
 	free(wire);
 	if (r < 0) {

@@ -37,6 +37,13 @@ struct k8s_meta {
 	char *name;
 	char *uid;  /* may be "" */
 	char *rv;   /* resourceVersion, may be "" in manifests */
+	/*
+	 * Set by k8s_decode: one block that owns every string of the object and
+	 * the endpoints' address arrays, equal strings stored once (so treat
+	 * them as read-only). NULL in objects built by hand, whose strings and
+	 * arrays are separate allocations; k8s_object_free handles both.
+	 */
+	void *pool;
 };
 
 enum svc_type { SVC_CLUSTER_IP, SVC_NODE_PORT, SVC_LOAD_BALANCER, SVC_EXTERNAL_NAME };

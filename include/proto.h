@@ -28,7 +28,8 @@
 #include <stdint.h>
 
 #define PROTO_MAX_REQUEST (1u << 20)
-#define PROTO_MAX_REPLY (4u << 20)
+#define PROTO_MAX_REPLY (64u << 10)      /* CNI replies: an address and a table */
+#define PROTO_MAX_STATUS_REPLY (512u << 20) /* berthctl: every service of a large cluster */
 #define PROTO_MAX_VALID 16384
 #define PROTO_NETWORK_MAX 128
 #define PROTO_CONTAINER_MAX 256

@@ -963,7 +963,7 @@ static int decode_endpoint(struct dec *d, const json_t *e, const char *path,
 {
 	const json_t *addrs, *cond, *ref;
 	char apath[80], cpath[80], what[80];
-	const char *kind;
+	const char *kind, *other;
 	size_t len;
 	int r;
 
@@ -1030,14 +1030,12 @@ static int decode_endpoint(struct dec *d, const json_t *e, const char *path,
 		kind = "";
 	else if (r < 0)
 		return r;
-	/* Other kinds' names are of no use to the proxy, but their types are still checked. */
-	r = get_opt_dup(d, ref, what, "name", K8S_NAME_MAX, dns_subdomain, "a DNS subdomain",
-			&ep->target_pod);
-	if (r == 0 && strcmp(kind, "Pod")) {
-		free(ep->target_pod);
-		ep->target_pod = NULL;
-	}
-	return r;
+	if (!strcmp(kind, "Pod"))
+		return get_opt_dup(d, ref, what, "name", K8S_NAME_MAX, dns_subdomain,
+				   "a DNS subdomain", &ep->target_pod);
+	/* Other kinds' names are of no use to the proxy and their syntax is theirs: type only. */
+	r = get_str(d, ref, what, "name", K8S_NAME_MAX, &other);
+	return r == -ENOENT ? 0 : r;
 }
 
 static int decode_endpointslice(struct dec *d, const json_t *obj, struct k8s_endpointslice *e)
@@ -1235,6 +1233,153 @@ static int decode_node(struct dec *d, const json_t *obj, struct k8s_node *n)
 	return 0;
 }
 
+/* -------------------------------------------------------------- packing */
+
+/*
+ * As separate allocations, an endpoint's few short strings and its address
+ * array cost ~200 bytes (malloc's smallest chunk is 32 bytes), and node
+ * names and zones repeat in every endpoint of a node: 100k endpoints would
+ * take ~20 MiB. Once an object is decoded, its strings and the endpoints'
+ * address arrays move into one block, each distinct string stored once.
+ *
+ * Two passes over the same fields in the same order: the first gives each
+ * distinct string its offset in the block, the second copies and repoints.
+ */
+struct pack_slot {
+	const char *s; /* the first occurrence; its copy in the block once copied */
+	size_t off;
+};
+
+struct pack {
+	struct pack_slot *slots;
+	size_t mask;
+	char *block; /* NULL in the first pass */
+	size_t size;
+};
+
+static size_t str_hash(const char *s)
+{
+	size_t h = 1469598103934665603u; /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return h;
+}
+
+static void pack_str(struct pack *p, char **field)
+{
+	char *s = *field;
+	struct pack_slot *slot;
+	size_t i;
+
+	if (!s)
+		return;
+	for (i = str_hash(s) & p->mask; p->slots[i].s; i = (i + 1) & p->mask)
+		if (!strcmp(p->slots[i].s, s))
+			break;
+	slot = &p->slots[i];
+	if (!p->block) {
+		if (!slot->s) {
+			slot->s = s;
+			slot->off = p->size;
+			p->size += strlen(s) + 1;
+		}
+		return;
+	}
+	if (slot->s != p->block + slot->off) {
+		memcpy(p->block + slot->off, s, strlen(s) + 1);
+		slot->s = p->block + slot->off;
+	}
+	*field = p->block + slot->off;
+	free(s); /* every field was its own allocation until now */
+}
+
+/* Every string field of o, in a fixed order. Returns how many there are. */
+static size_t visit_strings(struct k8s_object *o, struct pack *p)
+{
+	size_t n = 4;
+
+	if (p) {
+		pack_str(p, &o->meta.ns);
+		pack_str(p, &o->meta.name);
+		pack_str(p, &o->meta.uid);
+		pack_str(p, &o->meta.rv);
+	}
+	switch (o->kind) {
+	case K8S_SERVICE:
+		for (size_t i = 0; p && i < o->svc.n_ports; i++) {
+			pack_str(p, &o->svc.ports[i].name);
+			pack_str(p, &o->svc.ports[i].target_port_name);
+		}
+		return n + 2 * o->svc.n_ports;
+	case K8S_ENDPOINTSLICE:
+		if (p) {
+			pack_str(p, &o->eps.service);
+			for (size_t i = 0; i < o->eps.n_ports; i++)
+				pack_str(p, &o->eps.ports[i].name);
+			for (size_t i = 0; i < o->eps.n_endpoints; i++) {
+				pack_str(p, &o->eps.endpoints[i].node_name);
+				pack_str(p, &o->eps.endpoints[i].zone);
+				pack_str(p, &o->eps.endpoints[i].target_pod);
+			}
+		}
+		return n + 1 + o->eps.n_ports + 3 * o->eps.n_endpoints;
+	case K8S_POD:
+		if (p) {
+			pack_str(p, &o->pod.node_name);
+			pack_str(p, &o->pod.phase);
+		}
+		return n + 2;
+	default:
+		if (p)
+			pack_str(p, &o->node.zone);
+		return n + 1;
+	}
+}
+
+/* Best effort: without memory for the block, o stays as it is, and valid. */
+static void pack_object(struct k8s_object *o)
+{
+	size_t nfields = visit_strings(o, NULL), nslots = 8, addr_bytes = 0;
+	struct pack p = { 0 };
+
+	while (nslots < 2 * nfields)
+		nslots *= 2;
+	p.slots = calloc(nslots, sizeof(*p.slots));
+	if (!p.slots)
+		return;
+	p.mask = nslots - 1;
+	/* Address arrays first: the block is malloc-aligned, so they are too. */
+	if (o->kind == K8S_ENDPOINTSLICE)
+		for (size_t i = 0; i < o->eps.n_endpoints; i++)
+			addr_bytes += o->eps.endpoints[i].n_addrs * sizeof(struct in_addr);
+	p.size = addr_bytes;
+	visit_strings(o, &p);
+	p.block = malloc(p.size);
+	if (!p.block) {
+		free(p.slots);
+		return;
+	}
+	visit_strings(o, &p);
+	if (o->kind == K8S_ENDPOINTSLICE) {
+		char *at = p.block;
+
+		for (size_t i = 0; i < o->eps.n_endpoints; i++) {
+			struct eps_endpoint *e = &o->eps.endpoints[i];
+			size_t len = e->n_addrs * sizeof(*e->addrs);
+
+			if (!len)
+				continue;
+			memcpy(at, e->addrs, len);
+			free(e->addrs);
+			e->addrs = (struct in_addr *)(void *)at;
+			at += len;
+		}
+	}
+	o->meta.pool = p.block;
+	free(p.slots);
+}
+
 struct k8s_object *k8s_decode(enum k8s_kind kind, const json_t *obj, char *err, size_t errlen)
 {
 	struct dec d = { .err = err, .errlen = errlen };
@@ -1275,29 +1420,32 @@ struct k8s_object *k8s_decode(enum k8s_kind kind, const json_t *obj, char *err, 
 		k8s_object_free(o);
 		return NULL;
 	}
+	pack_object(o);
 	return o;
 }
 
 /* ------------------------------------------------------- free, key, equal */
 
-static void meta_release(struct k8s_meta *m)
+/* A string or endpoint address array: the pool's, or its own allocation. */
+static void release(const struct k8s_object *o, void *p)
 {
-	free(m->ns);
-	free(m->name);
-	free(m->uid);
-	free(m->rv);
+	if (!o->meta.pool)
+		free(p);
 }
 
 void k8s_object_free(struct k8s_object *o)
 {
 	if (!o)
 		return;
-	meta_release(&o->meta);
+	release(o, o->meta.ns);
+	release(o, o->meta.name);
+	release(o, o->meta.uid);
+	release(o, o->meta.rv);
 	switch (o->kind) {
 	case K8S_SERVICE:
 		for (size_t i = 0; i < o->svc.n_ports; i++) {
-			free(o->svc.ports[i].name);
-			free(o->svc.ports[i].target_port_name);
+			release(o, o->svc.ports[i].name);
+			release(o, o->svc.ports[i].target_port_name);
 		}
 		free(o->svc.ports);
 		free(o->svc.cluster_ips);
@@ -1306,33 +1454,34 @@ void k8s_object_free(struct k8s_object *o)
 		free(o->svc.source_ranges);
 		break;
 	case K8S_ENDPOINTSLICE:
-		free(o->eps.service);
+		release(o, o->eps.service);
 		for (size_t i = 0; i < o->eps.n_ports; i++)
-			free(o->eps.ports[i].name);
+			release(o, o->eps.ports[i].name);
 		free(o->eps.ports);
 		for (size_t i = 0; i < o->eps.n_endpoints; i++) {
 			struct eps_endpoint *e = &o->eps.endpoints[i];
 
-			free(e->addrs);
-			free(e->node_name);
-			free(e->zone);
-			free(e->target_pod);
+			release(o, e->addrs);
+			release(o, e->node_name);
+			release(o, e->zone);
+			release(o, e->target_pod);
 		}
 		free(o->eps.endpoints);
 		break;
 	case K8S_POD:
-		free(o->pod.node_name);
-		free(o->pod.phase);
+		release(o, o->pod.node_name);
+		release(o, o->pod.phase);
 		free(o->pod.ips);
 		break;
 	case K8S_NODE:
 		free(o->node.internal_ips);
 		free(o->node.external_ips);
-		free(o->node.zone);
+		release(o, o->node.zone);
 		break;
 	default:
 		break;
 	}
+	free(o->meta.pool);
 	free(o);
 }
 

@@ -38,7 +38,7 @@
 #include "yamljson.h"
 
 __attribute__((format(printf, 4, 5))) static int kc_fail(char *err, size_t errlen, int r,
-							  const char *fmt, ...)
+							 const char *fmt, ...)
 {
 	va_list ap;
 
@@ -122,7 +122,8 @@ static int find_named(const json_t *root, const char *list, const char *inner, c
 		return kc_fail(err, errlen, -EINVAL, "\"%s\" must be a list", list);
 	json_array_foreach(arr, i, item) {
 		if (!json_is_object(item))
-			return kc_fail(err, errlen, -EINVAL, "\"%s\"[%zu] must be a mapping", list, i);
+			return kc_fail(err, errlen, -EINVAL, "\"%s\"[%zu] must be a mapping", list,
+				       i);
 		if (get_str(item, "name", &n) < 0 || strcmp(n, name))
 			continue;
 		/* Two entries with one name: which one kubectl uses is not obvious. */
@@ -200,8 +201,9 @@ static int file_or_data(const json_t *obj, const char *what, const char *file_ke
 		if (r == -ENOMEM)
 			return kc_fail(err, errlen, r, "out of memory");
 		if (r < 0)
-			return kc_fail(err, errlen, r, "%s: \"%s\" is not valid base64 of a PEM text",
-				       what, data_key);
+			return kc_fail(err, errlen, r,
+				       "%s: \"%s\" is not valid base64 of a PEM text", what,
+				       data_key);
 	}
 	return 0;
 }
@@ -254,8 +256,8 @@ static int parse_cluster(const json_t *root, const char *name, const char *base_
 	if (!server)
 		return kc_fail(err, errlen, -EINVAL, "%s has no server", what);
 	if (!server_ok(server))
-		return kc_fail(err, errlen, -EINVAL, "%s: server \"%.128s\" is not an http(s):// URL",
-			       what, server);
+		return kc_fail(err, errlen, -EINVAL,
+			       "%s: server \"%.128s\" is not an http(s):// URL", what, server);
 	out->server = strdup(server);
 	if (!out->server)
 		return kc_fail(err, errlen, -ENOMEM, "out of memory");
@@ -270,8 +272,8 @@ static int parse_cluster(const json_t *root, const char *name, const char *base_
 		return r;
 	ins = json_object_get(cl, "insecure-skip-tls-verify");
 	if (ins && !json_is_null(ins) && !json_is_boolean(ins))
-		return kc_fail(err, errlen, -EINVAL, "%s: insecure-skip-tls-verify must be a boolean",
-			       what);
+		return kc_fail(err, errlen, -EINVAL,
+			       "%s: insecure-skip-tls-verify must be a boolean", what);
 	out->insecure = json_is_true(ins);
 	if (out->insecure && (out->ca_file || out->ca_pem))
 		return kc_fail(err, errlen, -EINVAL,
@@ -283,7 +285,8 @@ static int parse_cluster(const json_t *root, const char *name, const char *base_
 static int parse_user(const json_t *root, const char *name, const char *base_dir,
 		      struct kube_auth *out, char *err, size_t errlen)
 {
-	static const char *const unsupported[] = { "exec", "auth-provider", "username", "password" };
+	static const char *const unsupported[] = { "exec", "auth-provider", "username",
+						   "password" };
 	const char *token, *token_file;
 	const json_t *u, *v;
 	char what[128];
@@ -374,7 +377,8 @@ int kubeconfig_parse(const char *text, size_t len, const char *base_dir, struct 
 	    (r = opt_str(ctx, what, "user", &user, err, errlen)) < 0)
 		goto out_docs;
 	if (!cluster || !user) {
-		r = kc_fail(err, errlen, -EINVAL, "%s has no %s", what, cluster ? "user" : "cluster");
+		r = kc_fail(err, errlen, -EINVAL, "%s has no %s", what,
+			    cluster ? "user" : "cluster");
 		goto out_docs;
 	}
 	r = parse_cluster(root, cluster, base_dir, out, err, errlen);
@@ -495,7 +499,8 @@ int kubeconfig_load(const char *path, struct kube_auth *out, char *err, size_t e
 out_base:
 	free(base_dir);
 out_text:
-	free_secret(text); /* may hold embedded keys and tokens */
+	explicit_bzero(text, len); /* may hold embedded keys and tokens */
+	free(text);
 	return r;
 }
 

@@ -229,7 +229,7 @@ json_t *proto_error_reply(int code, const char *fmt, ...)
 
 int proto_decode_reply(const char *buf, size_t len, json_t **out, char *err, size_t errlen)
 {
-	json_t *root = jx_loadb_object(buf, len, PROTO_MAX_REPLY, err, errlen);
+	json_t *root = jx_loadb_object(buf, len, PROTO_MAX_STATUS_REPLY, err, errlen);
 	uint64_t code;
 	const char *msg;
 	int ok;

@@ -39,8 +39,8 @@
 #include "yamljson.h"
 
 struct yj_frame {
-	json_t *v;   /* borrowed: already owned by its parent or by ctx->root */
-	char *key;   /* mappings: the key waiting for its value, or NULL */
+	json_t *v; /* borrowed: already owned by its parent or by ctx->root */
+	char *key; /* mappings: the key waiting for its value, or NULL */
 };
 
 struct yj_ctx {
@@ -54,7 +54,7 @@ struct yj_ctx {
 };
 
 __attribute__((format(printf, 3, 4))) static int yj_fail(struct yj_ctx *c, const yaml_mark_t *m,
-							  const char *fmt, ...)
+							 const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
@@ -333,8 +333,15 @@ static int on_key(struct yj_ctx *c, const yaml_event_t *ev)
 	struct yj_frame *f = &c->st[c->depth - 1];
 	const char *s = (const char *)ev->data.scalar.value;
 	size_t len = ev->data.scalar.length;
+	const char *tag = (const char *)ev->data.scalar.tag;
 
-	/* Tags on keys would only matter for non-string keys, which JSON has not. */
+	/*
+	 * A key is its text whatever its core tag says (JSON keys are strings);
+	 * other tags are refused here as on values.
+	 */
+	if (tag && strcmp(tag, "!") && strcmp(tag, YAML_STR_TAG) && strcmp(tag, YAML_INT_TAG) &&
+	    strcmp(tag, YAML_BOOL_TAG) && strcmp(tag, YAML_NULL_TAG) && strcmp(tag, YAML_FLOAT_TAG))
+		return yj_fail(c, &ev->start_mark, "unsupported tag \"%.64s\"", tag);
 	if (memchr(s, '\0', len))
 		return yj_fail(c, &ev->start_mark, "mapping key contains a NUL byte");
 	if (json_object_get(f->v, s))
@@ -346,8 +353,8 @@ static int on_key(struct yj_ctx *c, const yaml_event_t *ev)
 static int on_open(struct yj_ctx *c, const yaml_event_t *ev)
 {
 	bool is_map = ev->type == YAML_MAPPING_START_EVENT;
-	const char *tag = (const char *)(is_map ? ev->data.mapping_start.tag
-					       : ev->data.sequence_start.tag);
+	const char *tag =
+		(const char *)(is_map ? ev->data.mapping_start.tag : ev->data.sequence_start.tag);
 	const yaml_mark_t *m = &ev->start_mark;
 	json_t *v;
 	int r;

@@ -28,6 +28,21 @@ As a process (benchmarks):
         --seed-services 10000 --seed-endpoints-per-service 10
 
 prints "READY <url>" on stdout once it serves, and stops on SIGTERM/SIGINT.
+
+Controls for tests (methods of KubeAPIServer, thread-safe):
+
+  objects     create/update/apply/modify/delete/get/list, seed (bulk)
+  history     compact(rv), history_limit=, compacted_rv, resource_version
+  lists       expire_continue_tokens(), list_delay (seconds, attribute)
+  watches     drop_watches(), stall_watches()/release_watches(),
+              inject_watch_garbage(line), open_watches(), wait_for_watches(n)
+  auth        set_token(t, keep_old=False)
+  failures    fail_requests(code, verb, resource, times, retry_after)
+  observing   requests(verb, resource, path, namespace), count(...), reset_requests(),
+              errors (tracebacks of server bugs)
+
+Not implemented (on purpose): writes over HTTP (405), protobuf, gzip,
+sendInitialEvents / resourceVersionMatch, subresources, OpenAPI.
 """
 import argparse
 import base64
@@ -46,6 +61,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import uuid
 from urllib.parse import parse_qsl, urlsplit
 
@@ -315,13 +331,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
-        self.api._conn_opened(self)
+        self.api._conn_opened(self.connection)
 
     def finish(self):
         try:
             super().finish()
         finally:
-            self.api._conn_closed(self)
+            self.api._conn_closed(self.connection)
 
     # ---- responses ----
     def _send(self, code, body, content_type="application/json", headers=()):
@@ -352,11 +368,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._do_get()
         except ApiError as e:
             self._send_error(e)
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError, ValueError):
-            self.close_connection = True  # client went away or the socket was dropped
+        except OSError:  # includes ssl.SSLError: the client went away or we dropped it
+            self.close_connection = True
+        except Exception:  # a bug here: keep it visible to the tests (KubeAPIServer.errors)
+            self.api._internal_error(traceback.format_exc())
+            self.close_connection = True
+            try:
+                self._send_error(ApiError(500, "InternalError", "test apiserver bug"))
+            except (OSError, ValueError):
+                pass
 
     def _method_not_allowed(self):
         self.record = None
+        self.close_connection = True  # the request body, if any, is left unread
         self._send_error(ApiError(405, "MethodNotAllowed",
                                   "the server does not allow this method on the requested "
                                   "resource (this test server is read-only over HTTP)"))
@@ -400,7 +424,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(delay)
         if verb == "list":
             return self._list(res, ns, q, as_table)
-        return self._watch(res, ns, q, as_table)
+        return self._watch(res, ns, name, q, as_table)
 
     def _authenticate(self, path):
         api = self.api
@@ -476,8 +500,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._send(200, b"".join((head, b",".join(r.raw for r in recs), b"]}")))
 
     # ---- watch ----
-    def _watch(self, res, ns, q, as_table):
+    def _watch(self, res, ns, name, q, as_table):
         api = self.api
+        if name is not None:  # /.../services/NAME?watch=1 is metadata.name=NAME
+            q["fieldSelector"] = ",".join(filter(None, (q.get("fieldSelector"),
+                                                        f"metadata.name={name}")))
         fsel = parse_field_selector(res, q.get("fieldSelector"))
         lsel = parse_label_selector(q.get("labelSelector"))
         bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
@@ -488,6 +515,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             start_rv = int(rv_param) if rv_param not in ("", "0") else None
         except ValueError:
             raise ApiError(400, "BadRequest", "invalid resourceVersion or timeoutSeconds")
+        if timeout <= 0:  # kube-apiserver: 0 means its default
+            timeout = api.default_watch_timeout
         include = q.get("includeObject", "Metadata")
         deadline = time.monotonic() + timeout
 
@@ -521,6 +550,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         w = api._watch_register(self, res.name)
         try:
+            if initial and not api._wait_unstalled(w):
+                if w.dropped:
+                    self.close_connection = True
+                    return  # abrupt: no terminating chunk
+                initial = []  # stopping: the loop below ends the stream
             for rec in initial:
                 self._chunk(line("ADDED", rec))
             next_bookmark = time.monotonic() + api.bookmark_interval
@@ -587,12 +621,13 @@ def _route(path, q):
     res = RESOURCES.get(rest[0])
     if res is None or res.group != group or (ns is not None and not res.namespaced):
         return None, None, None, None
+    watch = q.get("watch") in ("true", "1")
     if len(rest) == 2:
         name = rest[1]
         if res.namespaced and ns is None:
             return None, None, None, None
-        return "get", res.name, ns, name
-    return ("watch" if q.get("watch") in ("true", "1") else "list"), res.name, ns, None
+        return ("watch" if watch else "get"), res.name, ns, name  # watch one object
+    return ("watch" if watch else "list"), res.name, ns, None
 
 
 def _api_group(group):
@@ -663,16 +698,19 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
         ctx = self.api._ssl_context
         if ctx is None:
             return super().finish_request(request, client_address)
-        # The TLS handshake runs here, in the connection's own thread.
+        # The TLS handshake runs here, in the connection's own thread (and stop()
+        # can cut it short: the connection is known to the server from now on).
+        conn = ctx.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+        self.api._conn_opened(conn)
         try:
-            request.settimeout(10)
-            conn = ctx.wrap_socket(request, server_side=True)
+            conn.settimeout(10)
+            conn.do_handshake()
             conn.settimeout(None)
-        except (ssl.SSLError, OSError):
-            return
-        try:
             self.RequestHandlerClass(conn, client_address, self)
+        except (ssl.SSLError, OSError):
+            pass
         finally:
+            self.api._conn_closed(conn)
             try:
                 conn.close()
             except OSError:
@@ -765,6 +803,7 @@ class KubeAPIServer:
         self._faults = []
         self._log = []
         self._stopping = False
+        self.errors = []            # tracebacks of server bugs hit while serving
         for ns in ("default", "kube-system", "kube-public"):
             self.create("namespaces", objects.namespace(ns))
 
@@ -823,8 +862,8 @@ class KubeAPIServer:
             self._httpd = None
         with self._cond:
             conns = list(self._conns)
-        for h in conns:
-            _abort(h.connection)
+        for conn in conns:
+            _abort(conn)
         deadline = time.monotonic() + 5
         with self._cond:
             while self._conns and time.monotonic() < deadline:
@@ -1165,13 +1204,17 @@ class KubeAPIServer:
             self._log.append(r)
         return r
 
-    def _conn_opened(self, h):
+    def _internal_error(self, tb):
         with self._cond:
-            self._conns.add(h)
+            self.errors.append(tb)
 
-    def _conn_closed(self, h):
+    def _conn_opened(self, conn):
         with self._cond:
-            self._conns.discard(h)
+            self._conns.add(conn)
+
+    def _conn_closed(self, conn):
+        with self._cond:
+            self._conns.discard(conn)
             self._cond.notify_all()
 
     def _get_rec(self, res, ns, name):
@@ -1259,6 +1302,13 @@ class KubeAPIServer:
     def _watch_unregister(self, w):
         with self._cond:
             self._watches.discard(w)
+
+    def _wait_unstalled(self, w):
+        """Wait while watches are stalled; False if the watch was dropped or we stop."""
+        with self._cond:
+            while self._stalled and not (w.dropped or self._stopping):
+                self._cond.wait()
+            return not (w.dropped or self._stopping)
 
     def _watch_wait(self, w, res, pos, deadline, next_bookmark):
         """Wait until the watch has something to do.

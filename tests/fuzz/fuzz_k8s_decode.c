@@ -83,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort(); /* every refusal says why */
 			continue;
 		}
-		if (o->kind != kind || !k8s_object_equal(o, o))
+		if ((int)o->kind != kind || !k8s_object_equal(o, o))
 			abort();
 		check_key(o);
 		if (kind == K8S_SERVICE || kind == K8S_ENDPOINTSLICE)

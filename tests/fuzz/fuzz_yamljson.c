@@ -54,9 +54,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (!json_is_array(docs) || json_array_size(docs) > YJ_MAX_DOCS)
 		abort();
-	json_array_foreach(docs, i, d)
+	json_array_foreach(docs, i, d) {
 		if (json_is_null(d))
 			abort();
+	}
 	check_roundtrip(docs);
 	json_decref(docs);
 	return 0;

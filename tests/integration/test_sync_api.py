@@ -87,18 +87,19 @@ def resource(node, kind):
     return node.berthctl_json("status")["source"]["resources"][kind]
 
 
-def test_initial_list_paginated_over_tls(api, lab, bare_node):
-    api.seed(services=1200, endpoints_per_service=5)
+def test_initial_list_10k_services_50k_endpoints(api, lab, bare_node):
+    api.seed(services=10000, endpoints_per_service=5)
     node = bare_node
     kubeconfig = api.kubeconfig(os.path.join(lab.tmp, "kubeconfig"))
     node.start_agent("--node-name", NODE, "--kubeconfig", kubeconfig)
-    wait_for(lambda: node.berthctl_json("status")["ready"], timeout=30, what="sync")
-    converged(api, node)
+    wait_for(lambda: node.berthctl_json("status")["ready"], timeout=60, what="sync")
+    converged(api, node, timeout=30)
     st = node.berthctl_json("status")["source"]
     assert st["type"] == "api" and st["connected"] and st["server"] == api.url
-    assert resource(node, "Service")["count"] == 1200
-    # 1200 services at 500 a page: three pages, each a LIST request.
-    assert api.count(verb="list", resource="services") == 3
+    assert resource(node, "Service")["count"] == 10000
+    assert sum(len(s["endpoints"]) for s in agent_state(node).values()) == 50000
+    # 10k services at 500 a page: 20 pages, each a LIST request.
+    assert api.count(verb="list", resource="services") == 20
     assert resource(node, "Service")["resourceVersion"] != ""
     text = node.berthctl("status").stdout
     assert f"API server {api.url} (connected)" in text

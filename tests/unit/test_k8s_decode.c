@@ -315,8 +315,8 @@ static void test_service_external_name(void **state)
 static void test_service_headless(void **state)
 {
 	static const char *const texts[] = {
-		"{'metadata':{'name':'h','namespace':'d'},'spec':{'clusterIP':'None','clusterIPs':['None'],"
-		" 'ports':[{'port':5432}]}}",
+		("{'metadata':{'name':'h','namespace':'d'},'spec':{'clusterIP':'None','clusterIPs':['None'],"
+		 " 'ports':[{'port':5432}]}}"),
 		/* Old objects without clusterIPs. */
 		"{'metadata':{'name':'h','namespace':'d'},'spec':{'clusterIP':'None','ports':[{'port':5432}]}}",
 		/* No ports at all is allowed for headless services. */
@@ -516,12 +516,12 @@ static void test_endpointslice_all_ports_and_orphans(void **state)
 static void test_endpointslice_non_ipv4(void **state)
 {
 	static const char *const texts[] = {
-		"{'metadata':{'name':'web-v6','namespace':'default','labels':{'kubernetes.io/service-name':'web'}},"
-		" 'addressType':'IPv6','ports':[{'name':'http','port':8080,'protocol':'TCP'}],"
-		" 'endpoints':[{'addresses':['fd00::10'],'conditions':{'ready':true}},"
-		"              {'addresses':['fd00::11'],'nodeName':'node-a'}]}",
-		"{'metadata':{'name':'ext','namespace':'default'},'addressType':'FQDN',"
-		" 'endpoints':[{'addresses':['db.example.com']}]}",
+		("{'metadata':{'name':'web-v6','namespace':'default','labels':{'kubernetes.io/service-name':'web'}},"
+		 " 'addressType':'IPv6','ports':[{'name':'http','port':8080,'protocol':'TCP'}],"
+		 " 'endpoints':[{'addresses':['fd00::10'],'conditions':{'ready':true}},"
+		 "              {'addresses':['fd00::11'],'nodeName':'node-a'}]}"),
+		("{'metadata':{'name':'ext','namespace':'default'},'addressType':'FQDN',"
+		 " 'endpoints':[{'addresses':['db.example.com']}]}"),
 	};
 
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
@@ -756,6 +756,7 @@ static const struct {
 	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'targetRef':{'kind':'Pod','name':5}}"), "endpoints[0].targetRef.name is a number, not a string" },
 	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'targetRef':{'kind':1,'name':'p'}}"), "endpoints[0].targetRef.kind is a number, not a string" },
 	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'targetRef':{'kind':'Pod','name':'P!'}}"), "endpoints[0].targetRef.name \"P!\" is not a DNS subdomain" },
+	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'targetRef':{'kind':'Gateway','name':true}}"), "endpoints[0].targetRef.name is a boolean, not a string" },
 
 	/* Pod */
 	{ K8S_POD, POD(",'spec':5"), "default/p: spec is a number, not an object" },
@@ -1011,6 +1012,38 @@ static void test_names_and_free(void **state)
 	assert_null(k8s_endpointslice_to_json(NULL));
 }
 
+/* Decoded strings live in one pool, equal ones stored once. */
+static void test_pool(void **state)
+{
+	struct k8s_object *o = decode_ok(
+		K8S_ENDPOINTSLICE,
+		"{'metadata':{'name':'web-1','namespace':'default','labels':{'kubernetes.io/service-name':'web'}},"
+		" 'addressType':'IPv4','ports':[{'name':'http','port':80}],"
+		" 'endpoints':[{'addresses':['198.18.1.1'],'nodeName':'node-a','zone':'z1',"
+		"               'targetRef':{'kind':'Pod','name':'web-a'}},"
+		"              {'addresses':['198.18.1.2','198.18.1.3'],'nodeName':'node-a','zone':'z1',"
+		"               'targetRef':{'kind':'Pod','name':'web-b'}},"
+		"              {'addresses':['198.18.1.4'],'nodeName':'node-b','zone':'z1'}]}");
+	const struct eps_endpoint *ep = o->eps.endpoints;
+	const char *pool = o->meta.pool;
+
+	assert_non_null(pool);
+	assert_ptr_equal(ep[0].node_name, ep[1].node_name);
+	assert_ptr_equal(ep[0].zone, ep[2].zone);
+	assert_ptr_not_equal(ep[0].node_name, ep[2].node_name);
+	assert_string_equal(ep[2].node_name, "node-b");
+	assert_string_equal(ep[1].target_pod, "web-b");
+	/* Address arrays are in the pool too, in order and aligned. */
+	assert_ptr_equal(ep[0].addrs, (const void *)pool);
+	assert_ptr_equal(ep[1].addrs, ep[0].addrs + 1);
+	assert_ip(ep[1].addrs[1], "198.18.1.3");
+	assert_ip(ep[2].addrs[0], "198.18.1.4");
+	assert_string_equal(o->meta.ns, "default");
+	assert_string_equal(o->eps.service, "web");
+	assert_roundtrip(o);
+	k8s_object_free(o);
+}
+
 /* A partially built object (as decode leaves it on failure) frees cleanly. */
 static void test_free_partial(void **state)
 {
@@ -1049,6 +1082,7 @@ int main(void)
 		cmocka_unit_test(test_limits_arrays),
 		cmocka_unit_test(test_equal),
 		cmocka_unit_test(test_names_and_free),
+		cmocka_unit_test(test_pool),
 		cmocka_unit_test(test_free_partial),
 	};
 

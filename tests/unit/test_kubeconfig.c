@@ -158,10 +158,12 @@ static void test_base64_folded_and_json(void **state)
 		folded[o++] = enc[i];
 	}
 	folded[o] = '\0';
-	assert_true(asprintf(&text, "current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
-				    "clusters:\n- name: k\n  cluster:\n    server: https://k\n"
-				    "    certificate-authority-data: |\n      %s\n"
-				    "users: [{name: u, user: {token: abc.def-ghi}}]\n",
+	assert_true(asprintf(&text,
+			     "current-context: c\n"
+			     "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+			     "clusters:\n- name: k\n  cluster:\n    server: https://k\n"
+			     "    certificate-authority-data: |\n      %s\n"
+			     "users: [{name: u, user: {token: abc.def-ghi}}]\n",
 			     folded) > 0);
 	assert_int_equal(parse(text, NULL, &a, err, sizeof(err)), 0);
 	assert_string_equal(a.ca_pem, CA_PEM);
@@ -170,13 +172,14 @@ static void test_base64_folded_and_json(void **state)
 	free(text);
 
 	/* A kubeconfig in JSON is YAML too. */
-	assert_int_equal(parse("{\"current-context\": \"c\", \"contexts\": [{\"name\": \"c\", "
-			       "\"context\": {\"cluster\": \"k\", \"user\": \"u\"}}], \"clusters\": "
-			       "[{\"name\": \"k\", \"cluster\": {\"server\": \"http://127.0.0.1:8001\", "
-			       "\"insecure-skip-tls-verify\": true}}], \"users\": [{\"name\": \"u\", "
-			       "\"user\": {}}]}",
-			       NULL, &a, err, sizeof(err)),
-			 0);
+	assert_int_equal(
+		parse("{\"current-context\": \"c\", \"contexts\": [{\"name\": \"c\", "
+		      "\"context\": {\"cluster\": \"k\", \"user\": \"u\"}}], \"clusters\": "
+		      "[{\"name\": \"k\", \"cluster\": {\"server\": \"http://127.0.0.1:8001\", "
+		      "\"insecure-skip-tls-verify\": true}}], \"users\": [{\"name\": \"u\", "
+		      "\"user\": {}}]}",
+		      NULL, &a, err, sizeof(err)),
+		0);
 	assert_string_equal(a.server, "http://127.0.0.1:8001");
 	assert_true(a.insecure);
 	assert_null(a.token);
@@ -266,8 +269,8 @@ static void test_errors(void **state)
 	refused_one("    server: https://\n", "", "not an http(s):// URL");
 	refused_one("    server: \"https://k\\n/x\"\n", "", "not an http(s):// URL");
 	refused_one("    server: 6443\n", "", "\"server\" must be a string");
-	refused_one(SERVER "    certificate-authority: ca.crt\n    certificate-authority-data: "
-			   "QUJD\n",
+	refused_one(SERVER "    certificate-authority: ca.crt\n"
+			   "    certificate-authority-data: QUJD\n",
 		    "", "both \"certificate-authority\" and \"certificate-authority-data\"");
 	refused_one(SERVER "    certificate-authority-data: '!!!'\n", "", "not valid base64");
 	refused_one(SERVER "    certificate-authority-data: QUJ\n", "", "not valid base64");
@@ -284,7 +287,8 @@ static void test_errors(void **state)
 	refused_one(SERVER, "    client-key: k.pem\n    client-key-data: QUJD\n",
 		    "both \"client-key\" and \"client-key-data\"");
 	refused_one(SERVER, "    exec: {command: aws}\n", "\"exec\" is not supported");
-	refused_one(SERVER, "    auth-provider: {name: gcp}\n", "\"auth-provider\" is not supported");
+	refused_one(SERVER, "    auth-provider: {name: gcp}\n",
+		    "\"auth-provider\" is not supported");
 	refused_one(SERVER, "    username: admin\n    password: x\n",
 		    "\"username\" is not supported");
 	refused_one(SERVER, "    token: \"abc\\r\\nX-Evil: 1\"\n", "token has invalid characters");
@@ -297,8 +301,9 @@ static void test_empty_means_absent(void **state)
 {
 	struct kube_auth a;
 	char err[256];
-	char *text = one(SERVER "    certificate-authority: \"\"\n    insecure-skip-tls-verify: null\n",
-			 "    token: \"\"\n    client-key: ~\n");
+	char *text =
+		one(SERVER "    certificate-authority: \"\"\n    insecure-skip-tls-verify: null\n",
+		    "    token: \"\"\n    client-key: ~\n");
 
 	assert_int_equal(parse(text, "/b", &a, err, sizeof(err)), 0);
 	assert_null(a.ca_file);
