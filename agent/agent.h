@@ -31,6 +31,7 @@ struct agent_config {
 	const char *manifests_dir;
 	const char *metrics_addr;
 	int watch_stall_timeout_s;
+	int api_page_size;
 	unsigned int mtu;
 	bool chain_portmap;
 	bool recover_ipam;

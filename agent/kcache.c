@@ -156,27 +156,6 @@ static void slice_index_remove(struct kcache *kc, const struct k8s_object *o)
 		free_slice_set(key, hashmap_del(kc->slices_by_service, key), NULL);
 }
 
-/* Unchanged for the consumers? Services and slices by their modelled fields. */
-static bool same(const struct k8s_object *a, const struct k8s_object *b)
-{
-	json_t *ja, *jb;
-	bool eq;
-
-	if (a->kind == K8S_SERVICE) {
-		ja = k8s_service_to_json(&a->svc);
-		jb = k8s_service_to_json(&b->svc);
-	} else if (a->kind == K8S_ENDPOINTSLICE) {
-		ja = k8s_endpointslice_to_json(&a->eps);
-		jb = k8s_endpointslice_to_json(&b->eps);
-	} else {
-		return a->meta.rv[0] && strcmp(a->meta.rv, b->meta.rv) == 0;
-	}
-	eq = ja && jb && json_equal(ja, jb);
-	json_decref(ja);
-	json_decref(jb);
-	return eq;
-}
-
 int kcache_upsert(struct kcache *kc, struct k8s_object *obj)
 {
 	struct kind_store *ks = &kc->kinds[obj->kind];
@@ -192,7 +171,8 @@ int kcache_upsert(struct kcache *kc, struct k8s_object *obj)
 	ks->st.events++;
 	e = hashmap_get(ks->objs, key);
 	if (e) {
-		changed = !same(e->obj, obj);
+		/* Only modelled fields count: a status or annotation write is no change. */
+		changed = !k8s_object_equal(e->obj, obj);
 		if (changed)
 			mark_changed(kc, e->obj); /* the old service too, if the label moved */
 		/* The index points into the object: drop the old pointer before freeing it. */

@@ -48,6 +48,7 @@ static void usage(FILE *f)
 		"                          (env BERTH_MANIFESTS)\n"
 		"  --metrics-addr H:P      serve /metrics, /healthz, /readyz (env BERTH_METRICS_ADDR)\n"
 		"  --watch-stall-timeout S drop and resume a watch silent this long (default 90)\n"
+		"  --api-page-size N       objects per LIST page (default 500, as client-go)\n"
 		"  --log-level LEVEL       error|warn|info|debug (env BERTH_LOG_LEVEL; default info)\n");
 }
 
@@ -91,6 +92,7 @@ static int parse_args(int argc, char **argv, struct agent_config *cfg)
 		{ "manifests", required_argument, NULL, 'M' },
 		{ "metrics-addr", required_argument, NULL, 'x' },
 		{ "watch-stall-timeout", required_argument, NULL, 'S' },
+		{ "api-page-size", required_argument, NULL, 'L' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -133,6 +135,14 @@ static int parse_args(int argc, char **argv, struct agent_config *cfg)
 		case 'k': cfg->kubeconfig = optarg; break;
 		case 'M': cfg->manifests_dir = optarg; break;
 		case 'x': cfg->metrics_addr = optarg; break;
+		case 'L':
+			errno = 0;
+			cfg->api_page_size = (int)strtol(optarg, &end, 10);
+			if (errno || *end || cfg->api_page_size < 1 || cfg->api_page_size > 100000) {
+				fprintf(stderr, "berth-agent: --api-page-size must be 1..100000\n");
+				return -EINVAL;
+			}
+			break;
 		case 'S': {
 			int64_t ms;
 
@@ -252,6 +262,7 @@ static int start_source(struct agent *agent)
 	struct kube_client_opts opts = {
 		.node_name = agent->cfg.node_name,
 		.stall_timeout_s = agent->cfg.watch_stall_timeout_s,
+		.page_size = agent->cfg.api_page_size,
 	};
 	struct kube_auth auth = { 0 };
 	char err[512];

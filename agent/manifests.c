@@ -76,6 +76,24 @@ static bool for_this_node(const struct manifests *m, const struct k8s_object *o)
 	return true;
 }
 
+/* As kubectl apply does, a namespaced object without a namespace goes to "default". */
+static struct k8s_object *decode_manifest(enum k8s_kind kind, const json_t *doc, char *err,
+					  size_t errlen)
+{
+	json_t *meta = json_object_get(doc, "metadata"), *copy;
+	struct k8s_object *o;
+
+	if (kind == K8S_NODE || !json_is_object(meta) || json_object_get(meta, "namespace"))
+		return k8s_decode(kind, doc, err, errlen);
+	copy = json_deep_copy(doc);
+	if (!copy)
+		return NULL;
+	json_object_set_new(json_object_get(copy, "metadata"), "namespace", json_string("default"));
+	o = k8s_decode(kind, copy, err, errlen);
+	json_decref(copy);
+	return o;
+}
+
 static void apply_doc(struct manifests *m, const char *file, const json_t *doc, size_t depth)
 {
 	const char *kind = json_string_value(json_object_get(doc, "kind"));
@@ -97,7 +115,7 @@ static void apply_doc(struct manifests *m, const char *file, const json_t *doc, 
 	k = k8s_kind_from_name(kind);
 	if (k < 0)
 		return; /* Deployments and the like: not ours */
-	o = k8s_decode((enum k8s_kind)k, doc, err, sizeof(err));
+	o = decode_manifest((enum k8s_kind)k, doc, err, sizeof(err));
 	if (!o) {
 		kcache_note(m->kc, (enum k8s_kind)k, true, false, false);
 		set_error(m, "%s: skipping %s %s", file, kind, err);
@@ -109,6 +127,29 @@ static void apply_doc(struct manifests *m, const char *file, const json_t *doc, 
 	}
 	m->objects++;
 	kcache_upsert(m->kc, o);
+}
+
+static bool is_json(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n > 5 && strcmp(name + n - 5, ".json") == 0;
+}
+
+/*
+ * A .json file goes to jansson, not through the YAML path: libyaml refuses
+ * surrogate-pair escapes, which JSON writers (Python's json.dumps) emit.
+ */
+static json_t *json_document(const char *text, size_t len, char *why, size_t whylen)
+{
+	json_error_t jerr;
+	json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+
+	if (!doc) {
+		snprintf(why, whylen, "%d:%d: %s", jerr.line, jerr.column, jerr.text);
+		return NULL;
+	}
+	return json_pack("[o]", doc);
 }
 
 /* Parse one file; on failure fall back to its last good content. */
@@ -127,7 +168,8 @@ static json_t *load_file(struct manifests *m, const char *name)
 		set_error(m, "%s: %s", name, strerror(-r));
 		return prev ? json_incref(prev) : NULL;
 	}
-	docs = yaml_to_json_docs(text, len, why, sizeof(why));
+	docs = is_json(name) ? json_document(text, len, why, sizeof(why))
+			     : yaml_to_json_docs(text, len, why, sizeof(why));
 	free(text);
 	if (!docs) {
 		set_error(m, "%s: %s%s", name, why, prev ? " (keeping its previous content)" : "");
