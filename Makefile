@@ -33,7 +33,7 @@ endif
 
 LIB_SRCS := $(wildcard lib/*.c)
 CNI_SRCS := $(wildcard cni/*.c)
-AGENT_SRCS := $(wildcard agent/*.c)
+AGENT_SRCS := $(wildcard agent/*.c) $(wildcard proxy/*.c)
 CTL_SRCS := $(wildcard ctl/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "httpd.h"
 #include "ipam.h"
 #include "kcache.h"
@@ -64,7 +65,6 @@ struct agent {
 	struct agent_counters counters;
 };
 
-int64_t agent_now_ms(void);
 
 /* server_handler_fn for cni.sock (handlers.c) and status.sock (status.c). */
 json_t *agent_handle_cni(void *ctx, const char *buf, size_t len, bool *durable);

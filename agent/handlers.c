@@ -2,7 +2,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
-#include <time.h>
 
 #include "agent.h"
 #include "checkpoint.h"
@@ -17,14 +16,6 @@ enum {
 	CNI_ERR_TRY_AGAIN = 11,
 	CNI_ERR_NOT_AVAILABLE = 50,
 };
-
-int64_t agent_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 static json_t *alloc_reply(const struct ipam_alloc *a, bool existing)
 {
@@ -50,12 +41,12 @@ static json_t *handle_add(struct agent *agent, const struct proto_request *req, 
 	strcpy(owner.k8s_namespace, req->k8s_namespace);
 	strcpy(owner.pod, req->pod);
 	strcpy(owner.host_veth, req->host_veth);
-	r = ipam_assign(agent->ipam, &owner, agent_now_ms(), &a);
+	r = ipam_assign(agent->ipam, &owner, clock_wall_ms(), &a);
 	if (r == -ENOSPC) {
 		struct ipam_stats st;
 
 		agent->counters.add_err++;
-		ipam_get_stats(agent->ipam, agent_now_ms(), &st);
+		ipam_get_stats(agent->ipam, clock_wall_ms(), &st);
 		log_warn("add %s/%s: pool exhausted (%zu assigned, %zu cooling)", req->k8s_namespace,
 			 req->pod, st.assigned, st.cooling);
 		return proto_error_reply(CNI_ERR_TRY_AGAIN,
@@ -104,7 +95,7 @@ static json_t *handle_del(struct agent *agent, const struct proto_request *req, 
 		if (a) {
 			log_info("released recovered %s (%s) on DEL of %.12s", inet_ntop(AF_INET, &a->ip, ip, sizeof(ip)),
 				 a->owner.host_veth, req->att.container_id);
-			ipam_release_ip(agent->ipam, req->ip, agent_now_ms());
+			ipam_release_ip(agent->ipam, req->ip, clock_wall_ms());
 			*durable = true;
 			return json_pack("{s:b}", "ok", 1);
 		}
@@ -114,7 +105,7 @@ static json_t *handle_del(struct agent *agent, const struct proto_request *req, 
 	inet_ntop(AF_INET, &a->ip, ip, sizeof(ip));
 	log_info("released %s from %s/%s (%.12s %s)", ip, a->owner.k8s_namespace, a->owner.pod,
 		 req->att.container_id, req->att.ifname);
-	ipam_release(agent->ipam, req->network, &req->att, agent_now_ms());
+	ipam_release(agent->ipam, req->network, &req->att, clock_wall_ms());
 	*durable = true;
 	return json_pack("{s:b}", "ok", 1);
 }
@@ -143,7 +134,7 @@ static json_t *handle_check(struct agent *agent, const struct proto_request *req
 
 static json_t *handle_gc(struct agent *agent, const struct proto_request *req, bool *durable)
 {
-	size_t n = ipam_gc(agent->ipam, req->network, req->valid, req->n_valid, agent_now_ms());
+	size_t n = ipam_gc(agent->ipam, req->network, req->valid, req->n_valid, clock_wall_ms());
 
 	if (n) {
 		log_info("gc of network %s released %zu addresses", req->network, n);

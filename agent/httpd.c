@@ -7,9 +7,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "httpd.h"
 
 #define MAX_REQUEST 8192
@@ -37,14 +37,6 @@ struct httpd {
 	struct client *clients;
 	size_t n_clients;
 };
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 static void client_close(struct client *c)
 {
@@ -107,7 +99,7 @@ static void on_client(void *arg, int fd, uint32_t revents)
 {
 	struct client *c = arg;
 
-	if (mono_ms() > c->deadline || (revents & (EPOLLERR | EPOLLHUP) && !c->out)) {
+	if (clock_mono_ms() > c->deadline || (revents & (EPOLLERR | EPOLLHUP) && !c->out)) {
 		client_close(c);
 		return;
 	}
@@ -157,7 +149,7 @@ static void on_accept(void *arg, int fd, uint32_t revents)
 			close(cfd);
 			continue;
 		}
-		*c = (struct client){ .h = h, .fd = cfd, .deadline = mono_ms() + CLIENT_DEADLINE_MS };
+		*c = (struct client){ .h = h, .fd = cfd, .deadline = clock_mono_ms() + CLIENT_DEADLINE_MS };
 		c->w = server_fd_add(h->srv, cfd, EPOLLIN, on_client, c);
 		if (!c->w) {
 			close(cfd);
@@ -241,7 +233,7 @@ void httpd_free(struct httpd *h)
 
 void httpd_expire(struct httpd *h)
 {
-	long long now = mono_ms();
+	long long now = clock_mono_ms();
 	struct client *c, *next;
 
 	for (c = h ? h->clients : NULL; c; c = next) {

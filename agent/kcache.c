@@ -366,9 +366,14 @@ void kcache_note(struct kcache *kc, enum k8s_kind kind, bool decode_error, bool 
 	st->watch_restarts += watch_restart;
 }
 
+struct keylist {
+	char **keys;
+	size_t n;
+};
+
 static int collect_key(const char *key, void *value, void *ctx)
 {
-	struct unseen *u = ctx;
+	struct keylist *u = ctx;
 
 	u->keys[u->n] = strdup(key);
 	if (!u->keys[u->n])
@@ -384,7 +389,7 @@ static int cmp_str(const void *a, const void *b)
 
 size_t kcache_take_changed(struct kcache *kc, char ***keys)
 {
-	struct unseen u = { .keys = calloc(hashmap_size(kc->changed) + 1, sizeof(char *)) };
+	struct keylist u = { .keys = calloc(hashmap_size(kc->changed) + 1, sizeof(char *)) };
 	struct hashmap *fresh;
 
 	*keys = NULL;

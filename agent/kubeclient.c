@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "atomicfile.h"
 #include "jsonx.h"
 #include "kubeclient.h"
@@ -69,22 +70,6 @@ struct kube_client {
 	bool announced_sync;
 };
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-static long long wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 __attribute__((format(printf, 2, 3))) static void set_error(struct kube_client *c, const char *fmt,
 							    ...)
 {
@@ -93,7 +78,7 @@ __attribute__((format(printf, 2, 3))) static void set_error(struct kube_client *
 	va_start(ap, fmt);
 	vsnprintf(c->last_error, sizeof(c->last_error), fmt, ap);
 	va_end(ap);
-	c->last_error_at = wall_ms();
+	c->last_error_at = clock_wall_ms();
 	log_warn("api: %s", c->last_error);
 }
 
@@ -108,7 +93,7 @@ static void arm_timer(struct kube_client *c)
 		if (c->refl[k].phase == PHASE_BACKOFF && (!next || c->refl[k].retry_at < next))
 			next = c->refl[k].retry_at;
 	if (next) {
-		long long delta = next - mono_ms();
+		long long delta = next - clock_mono_ms();
 
 		if (delta < 1)
 			delta = 1; /* 0 would disarm */
@@ -122,7 +107,7 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *arg)
 {
 	struct kube_client *c = arg;
 
-	c->curl_deadline = timeout_ms < 0 ? 0 : mono_ms() + timeout_ms;
+	c->curl_deadline = timeout_ms < 0 ? 0 : clock_mono_ms() + timeout_ms;
 	arm_timer(c);
 	return 0;
 }
@@ -312,7 +297,7 @@ static void backoff(struct reflector *r)
 	delay = delay / 2 + (long long)(rand_r(&c->seed) % (unsigned)(delay / 2 + 1));
 	r->failures++;
 	r->phase = PHASE_BACKOFF;
-	r->retry_at = mono_ms() + delay;
+	r->retry_at = clock_mono_ms() + delay;
 	arm_timer(c);
 }
 
@@ -610,7 +595,7 @@ static void drive(struct kube_client *c, curl_socket_t fd, int ev_bitmask)
 static void on_timer(void *arg, int fd, uint32_t revents)
 {
 	struct kube_client *c = arg;
-	long long now = mono_ms();
+	long long now = clock_mono_ms();
 	uint64_t expirations;
 
 	if (read(fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
@@ -653,7 +638,7 @@ struct kube_client *kube_client_new(struct server *srv, struct kcache *kc, struc
 		c->opts.watch_timeout_s = 300;
 	if (c->opts.stall_timeout_s <= 0)
 		c->opts.stall_timeout_s = 90;
-	c->seed = (unsigned int)(mono_ms() ^ getpid());
+	c->seed = (unsigned int)(clock_mono_ms() ^ getpid());
 	c->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	c->multi = curl_multi_init();
 	if (c->timer_fd < 0 || !c->multi ||

@@ -245,7 +245,7 @@ static int load_pool(struct agent *agent, const struct ipam_range *ranges, size_
 		return -EINVAL;
 	}
 	snprintf(aside, sizeof(aside), "%s.corrupt-%lld", agent->checkpoint,
-		 (long long)(agent_now_ms() / 1000));
+		 (long long)(clock_wall_ms() / 1000));
 	if (rename(agent->checkpoint, aside) < 0) {
 		log_err("cannot move %s aside: %s", agent->checkpoint, strerror(errno));
 		return -errno;
@@ -424,7 +424,7 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &agent.cfg) < 0)
 		return 2;
-	agent.started_at_ms = agent_now_ms();
+	agent.started_at_ms = clock_wall_ms();
 	/* Before anything else: libcurl's global set-up is not thread-safe. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
 		log_err("cannot initialise libcurl");

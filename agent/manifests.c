@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "atomicfile.h"
 #include "hashmap.h"
 #include "log.h"
@@ -35,14 +36,6 @@ struct manifests {
 	char last_error[512];
 };
 
-static long long wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 __attribute__((format(printf, 2, 3))) static void set_error(struct manifests *m, const char *fmt,
 							    ...)
 {
@@ -51,7 +44,7 @@ __attribute__((format(printf, 2, 3))) static void set_error(struct manifests *m,
 	va_start(ap, fmt);
 	vsnprintf(m->last_error, sizeof(m->last_error), fmt, ap);
 	va_end(ap);
-	m->last_error_at = wall_ms();
+	m->last_error_at = clock_wall_ms();
 	log_warn("manifests: %s", m->last_error);
 }
 
@@ -230,7 +223,7 @@ static void reload(struct manifests *m)
 		kcache_relist_end(m->kc, (enum k8s_kind)k, "");
 	m->files = n;
 	m->loads++;
-	m->last_load_at = wall_ms();
+	m->last_load_at = clock_wall_ms();
 	log_debug("manifests: loaded %zu objects from %zu files", m->objects, n);
 out:
 	/* Forget the last good content of files that are gone. */

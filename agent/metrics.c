@@ -36,7 +36,7 @@ static char *metrics_text(const struct agent *a)
 	t.f = open_memstream(&t.buf, &t.len);
 	if (!t.f)
 		return NULL;
-	ipam_get_stats(a->ipam, agent_now_ms(), &st);
+	ipam_get_stats(a->ipam, clock_wall_ms(), &st);
 	help(&t, "berth_ipam_addresses", "gauge", "Pool addresses by state.");
 	put(&t, "berth_ipam_addresses{state=\"free\"} %zu\n", st.free);
 	put(&t, "berth_ipam_addresses{state=\"assigned\"} %zu\n", st.assigned);

@@ -106,7 +106,7 @@ static int adopt_route(const struct nlmsghdr *nlh, void *data)
 	snprintf(owner.pod, sizeof(owner.pod), "%s", v->name);
 	strcpy(owner.host_veth, v->name);
 	/* -EEXIST: the address (or this veth) is already accounted for. */
-	if (ipam_adopt(ac->agent->ipam, &owner, ip, agent_now_ms()) == 0)
+	if (ipam_adopt(ac->agent->ipam, &owner, ip, clock_wall_ms()) == 0)
 		log_warn("adopted %s on %s: a pod uses it but the checkpoint did not list it",
 			 inet_ntop(AF_INET, &ip, ipbuf, sizeof(ipbuf)), v->name);
 	return MNL_CB_OK;
@@ -180,7 +180,7 @@ static void release_stale(struct agent *agent, struct stale_ctx *sc)
 		log_info("reclaimed the address of %s/%s (%.12s %s): its host veth %s is gone%s",
 			 o->k8s_namespace, o->pod, o->att.container_id, o->att.ifname, o->host_veth,
 			 agent->source != SOURCE_NONE ? " and the pod is not on this node" : "");
-		ipam_release(agent->ipam, o->network, &o->att, agent_now_ms());
+		ipam_release(agent->ipam, o->network, &o->att, clock_wall_ms());
 		agent->counters.reclaimed++;
 	}
 }
@@ -227,7 +227,7 @@ void agent_reconcile(struct agent *agent, bool at_start)
 		goto out;
 	}
 	adopt_unknown_pods(agent, nl, &hv);
-	sc.cutoff_ms = agent_now_ms() - agent->cfg.reclaim_grace_ms;
+	sc.cutoff_ms = clock_wall_ms() - agent->cfg.reclaim_grace_ms;
 	ipam_foreach(agent->ipam, mark_claimed_or_stale, &sc);
 	release_stale(agent, &sc);
 	remove_orphan_veths(agent, nl, &hv);

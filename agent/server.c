@@ -5,9 +5,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "proto.h"
 #include "server.h"
 #include "unixsock.h"
@@ -61,14 +61,6 @@ struct server {
 	server_commit_fn commit;
 	void *ctx;
 };
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 struct server *server_new(server_commit_fn commit, void *ctx)
 {
@@ -230,7 +222,7 @@ static void accept_all(struct server *srv, struct listener *l)
 			continue;
 		}
 		*c = (struct conn){ .kind = ITEM_CONN, .fd = fd, .handler = l->handler,
-				    .deadline = now_ms() + CONN_DEADLINE_MS };
+				    .deadline = clock_mono_ms() + CONN_DEADLINE_MS };
 		ev.data.ptr = c;
 		if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			close(fd);
@@ -357,7 +349,7 @@ static void release_held(struct server *srv)
 
 static void expire_conns(struct server *srv)
 {
-	long long now = now_ms();
+	long long now = clock_mono_ms();
 	struct conn *c, *next;
 
 	for (c = srv->conns; c; c = next) {

@@ -63,7 +63,7 @@ static json_t *status_reply(const struct agent *agent)
 {
 	struct ipam_stats st;
 
-	ipam_get_stats(agent->ipam, agent_now_ms(), &st);
+	ipam_get_stats(agent->ipam, clock_wall_ms(), &st);
 	return json_pack("{s:b,s:s,s:b,s:I,s:s,s:s,s:{s:s,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:I},s:o}",
 			 "ok", 1, "node", agent->cfg.node_name, "ready", agent_is_ready(agent),
 			 "startedAt", (json_int_t)agent->started_at_ms, "network",

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "unixsock.h"
 
 static int fill_addr(const char *path, struct sockaddr_un *sa)
@@ -20,19 +21,11 @@ static int fill_addr(const char *path, struct sockaddr_un *sa)
 	return 0;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 /* Wait for events on fd until the deadline; -ETIMEDOUT when it passes. */
 static int wait_fd(int fd, short events, long long deadline)
 {
 	for (;;) {
-		long long left = deadline - now_ms();
+		long long left = deadline - clock_mono_ms();
 		struct pollfd p = { .fd = fd, .events = events };
 		int n;
 
@@ -49,7 +42,7 @@ static int wait_fd(int fd, short events, long long deadline)
 int usock_exchange(const char *path, const char *req, size_t req_len, size_t max, int timeout_ms,
 		   char **reply, size_t *reply_len)
 {
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = clock_mono_ms() + timeout_ms;
 	struct sockaddr_un sa;
 	size_t sent = 0, got = 0, cap = 4096;
 	char *buf = NULL;

@@ -244,3 +244,26 @@ def test_randomized_sequence_converges(api, synced_node):
         converged(api, node, timeout=20)
     except AssertionError as e:
         raise AssertionError(f"randomized sequence failed with BERTH_TEST_SEED={seed}: {e}")
+
+
+def test_readyz_waits_for_synced_caches(api, lab, bare_node):
+    api.create("services", objects.service("web", cluster_ip="198.18.128.70"))
+    api.list_delay = 1.5  # every LIST takes this long
+    node = bare_node
+    node.start_agent("--node-name", NODE, "--kubeconfig",
+                     api.kubeconfig(os.path.join(lab.tmp, "kubeconfig")),
+                     "--metrics-addr", "127.0.0.1:0")
+    port = next(int(l.rsplit(":", 1)[1]) for l in node.log().splitlines() if "metrics on" in l)
+
+    def get(path):
+        r = node.ns.run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                        f"http://127.0.0.1:{port}{path}", check=False)
+        return r.stdout
+    # IPAM serves pods at once (the conflist is written); services are not synced yet.
+    assert get("/healthz") == "200"
+    assert get("/readyz") == "503"
+    wait_for(lambda: get("/readyz") == "200", timeout=15, what="readyz after sync")
+    metrics = node.ns.run("curl", "-sf", f"http://127.0.0.1:{port}/metrics").stdout
+    assert 'berth_cache_synced{resource="Service"} 1' in metrics
+    assert 'berth_cache_objects{resource="Service"} 1' in metrics
+    assert "berth_ipam_pool_size 16" in metrics
