@@ -13,11 +13,12 @@
 
 #include "clock.h"
 #include "atomicfile.h"
+#include "jarena.h"
 #include "jsonx.h"
+#include "liststream.h"
 #include "kubeclient.h"
 #include "log.h"
 
-#define LIST_MAX_BYTES (256u << 20)   /* one page; pages are normally a few MiB */
 #define EVENT_MAX_BYTES (16u << 20)   /* one watch event line */
 #define ERROR_BODY_MAX 4096
 #define BACKOFF_BASE_MS 250
@@ -41,7 +42,9 @@ struct reflector {
 	enum phase phase;
 	CURL *easy;
 	struct curl_slist *headers;
-	char *buf;               /* list body, or the partial watch line */
+	struct list_stream *ls;  /* decodes list pages as they arrive */
+	char list_error[256];    /* why the list stream stopped */
+	char *buf;               /* the partial watch line, or an error body */
 	size_t len, cap;
 	long status;             /* HTTP status of the transfer */
 	char cont[4096];         /* continue token of the list in progress */
@@ -68,6 +71,7 @@ struct kube_client {
 	long long last_error_at; /* wall ms */
 	unsigned int seed;
 	bool announced_sync;
+	struct jarena *arena; /* jansson's allocator while a list page is decoded */
 };
 
 __attribute__((format(printf, 2, 3))) static void set_error(struct kube_client *c, const char *fmt,
@@ -247,6 +251,8 @@ static void start(struct reflector *r, enum phase phase)
 	r->len = 0;
 	r->status = 0;
 	r->got_event = false;
+	r->list_error[0] = '\0';
+	list_stream_reset(r->ls);
 	if (build_url(r, phase == PHASE_WATCHING, url, sizeof(url)) < 0 || !(e = curl_easy_init())) {
 		set_error(c, "%s: cannot build the request", k8s_kind_name(r->kind));
 		return;
@@ -424,15 +430,20 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 
 	if (!r->status)
 		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
-	if (r->status != 200 || r->phase == PHASE_LISTING) {
-		size_t max = r->status == 200 ? LIST_MAX_BYTES : ERROR_BODY_MAX;
-
-		if (r->len + len > max && r->status != 200)
-			len = r->len < max ? max - r->len : 0; /* keep the head of an error body */
-		if (!grow(r, r->len + len + 1, max + 1))
+	if (r->status != 200) {
+		/* Keep the head of an error body for the log. */
+		if (r->len + len > ERROR_BODY_MAX)
+			len = r->len < ERROR_BODY_MAX ? ERROR_BODY_MAX - r->len : 0;
+		if (!grow(r, r->len + len + 1, ERROR_BODY_MAX + 1))
 			return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
 		memcpy(r->buf + r->len, data, len);
 		r->len += len;
+		return size * n;
+	}
+	if (r->phase == PHASE_LISTING) {
+		/* Items are decoded as they arrive, overlapping the transfer. */
+		if (list_stream_feed(r->ls, data, len, r->list_error, sizeof(r->list_error)) < 0)
+			return 0;
 		return size * n;
 	}
 	/* Watch: newline-delimited events, applied as they arrive. */
@@ -455,44 +466,45 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
+static int list_item(void *ctx, const json_t *item)
+{
+	struct reflector *r = ctx;
+
+	if (!r->relist_open) {
+		kcache_relist_begin(r->client->kc, r->kind);
+		r->relist_open = true;
+	}
+	apply_object(r, item);
+	return 0;
+}
+
 static void list_done(struct reflector *r)
 {
 	struct kube_client *c = r->client;
-	json_t *doc, *items, *item;
+	const json_t *meta;
 	const char *next, *rv;
 	char why[256];
-	size_t i;
 
-	doc = jx_loadb_object(r->buf, r->len, LIST_MAX_BYTES, why, sizeof(why));
-	items = json_object_get(doc, "items");
-	if (!doc || !json_is_array(items)) {
-		set_error(c, "%s list: malformed response (%s)", k8s_kind_name(r->kind),
-			  doc ? "no items" : why);
-		json_decref(doc);
-		r->cont[0] = '\0';
+	if (list_stream_finish(r->ls, why, sizeof(why)) < 0) {
+		set_error(c, "%s list: malformed response (%s)", k8s_kind_name(r->kind), why);
 		backoff(r);
 		return;
 	}
-	if (!r->relist_open) {
-		kcache_relist_begin(c->kc, r->kind);
-		r->relist_open = true;
-	}
-	json_array_foreach(items, i, item)
-		apply_object(r, item);
-	next = json_string_value(json_object_get(json_object_get(doc, "metadata"), "continue"));
-	rv = json_string_value(json_object_get(json_object_get(doc, "metadata"), "resourceVersion"));
+	meta = list_stream_metadata(r->ls);
+	next = json_string_value(json_object_get(meta, "continue"));
+	rv = json_string_value(json_object_get(meta, "resourceVersion"));
 	if (next && *next && strlen(next) < sizeof(r->cont)) {
 		strcpy(r->cont, next);
-		json_decref(doc);
 		start(r, PHASE_LISTING);
 		return;
 	}
+	if (!r->relist_open)
+		kcache_relist_begin(c->kc, r->kind); /* an empty list still replaces the content */
 	kcache_relist_end(c->kc, r->kind, rv && strlen(rv) < K8S_RV_MAX ? rv : "");
 	r->relist_open = false;
 	r->need_list = false;
 	r->cont[0] = '\0';
 	r->failures = 0;
-	json_decref(doc);
 	log_info("api: %s synced at resourceVersion %s", k8s_kind_name(r->kind),
 		 kcache_rv(c->kc, r->kind));
 	if (kcache_all_synced(c->kc) && !c->announced_sync) {
@@ -555,6 +567,8 @@ static void transfer_done(struct reflector *r, CURLcode result)
 			r->buf[r->len < ERROR_BODY_MAX ? r->len : ERROR_BODY_MAX] = '\0';
 		set_error(c, "%s %s: HTTP %ld %.200s", k8s_kind_name(r->kind),
 			  was == PHASE_LISTING ? "list" : "watch", r->status, r->len ? r->buf : "");
+	} else if (r->list_error[0]) {
+		set_error(c, "%s list: %s", k8s_kind_name(r->kind), r->list_error);
 	} else if (result != CURLE_OK && !(was == PHASE_WATCHING && result == CURLE_WRITE_ERROR)) {
 		set_error(c, "%s %s: %s", k8s_kind_name(r->kind), was == PHASE_LISTING ? "list" : "watch",
 			  curl_easy_strerror(result));
@@ -641,7 +655,8 @@ struct kube_client *kube_client_new(struct server *srv, struct kcache *kc, struc
 	c->seed = (unsigned int)(clock_mono_ms() ^ getpid());
 	c->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	c->multi = curl_multi_init();
-	if (c->timer_fd < 0 || !c->multi ||
+	c->arena = jarena_new();
+	if (c->timer_fd < 0 || !c->multi || !c->arena ||
 	    !(c->timer_w = server_fd_add(srv, c->timer_fd, EPOLLIN, on_timer, c))) {
 		snprintf(err, errlen, "cannot set up libcurl");
 		goto fail;
@@ -659,6 +674,9 @@ struct kube_client *kube_client_new(struct server *srv, struct kcache *kc, struc
 
 		*r = (struct reflector){ .client = c, .kind = (enum k8s_kind)k, .path = collection_paths[k],
 					 .need_list = true };
+		r->ls = list_stream_new(list_item, r, EVENT_MAX_BYTES, c->arena);
+		if (!r->ls)
+			goto fail_oom;
 		if (k == K8S_POD && asprintf(&r->selector, "spec.nodeName=%s", opts->node_name) < 0)
 			goto fail_oom;
 		if (k == K8S_NODE && asprintf(&r->selector, "metadata.name=%s", opts->node_name) < 0)
@@ -686,6 +704,7 @@ void kube_client_free(struct kube_client *c)
 			curl_easy_cleanup(r->easy);
 		}
 		curl_slist_free_all(r->headers);
+		list_stream_free(r->ls);
 		free(r->buf);
 		free(r->selector);
 	}
@@ -695,6 +714,7 @@ void kube_client_free(struct kube_client *c)
 	if (c->timer_fd >= 0)
 		close(c->timer_fd);
 	kube_auth_release(&c->auth);
+	jarena_free(c->arena);
 	free(c);
 }
 
