@@ -14,7 +14,7 @@ SANFLAGS :=
 endif
 
 CC ?= cc
-PKGS := libmnl jansson nettle yaml-0.1 libcurl
+PKGS := libmnl libnftnl jansson nettle yaml-0.1 libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -22,7 +22,7 @@ WARN := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
 	-Wold-style-definition -Wshadow -Wformat=2 -Wno-unused-parameter
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE \
-	-Iinclude $(PKG_CFLAGS) -MMD -MP
+	-Iinclude -Iagent -Iproxy $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
 
 ifeq ($(V),1)
@@ -79,7 +79,7 @@ units: $(UNIT_BINS)
 FUZZ_O := build-fuzz
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_O)/%,$(FUZZ_SRCS))
-FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) \
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -Iagent -Iproxy $(PKG_CFLAGS) \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_LIB_SRCS := $(filter-out cni/main.c cni/datapath.c,$(CNI_SRCS)) $(LIB_SRCS) \
 	$(filter-out agent/main.c,$(AGENT_SRCS))

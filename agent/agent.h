@@ -15,6 +15,7 @@
 #include "kcache.h"
 #include "kubeclient.h"
 #include "manifests.h"
+#include "proxy.h"
 #include "server.h"
 
 /* Container ID of an allocation rebuilt from the host: "recovered-<host veth>". */
@@ -32,6 +33,14 @@ struct agent_config {
 	const char *manifests_dir;
 	const char *metrics_addr;
 	int watch_stall_timeout_s;
+	const char *proxy_mode;       /* "nftables" | "none" */
+	bool cleanup;                 /* --cleanup: remove what berth programmed, exit */
+	const char *nodeport_cidrs;   /* --nodeport-addresses */
+	const char *service_cidrs;    /* --service-cidr */
+	const char *vpc_cidrs;        /* --vpc-cidrs */
+	const char *snat_exclude;     /* --snat-exclude */
+	bool snat;                    /* --snat on|off */
+	bool masquerade_all;
 	int api_page_size;
 	unsigned int mtu;
 	bool chain_portmap;
@@ -58,6 +67,7 @@ struct agent {
 	struct kube_client *kube;
 	struct manifests *manifests;
 	struct httpd *metrics;
+	struct proxy *proxy;
 	uint64_t committed_generation;
 	bool ready;
 	bool stopping;

@@ -387,6 +387,11 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+bool kcache_has_changes(const struct kcache *kc)
+{
+	return hashmap_size(kc->changed) > 0;
+}
+
 size_t kcache_take_changed(struct kcache *kc, char ***keys)
 {
 	struct keylist u = { .keys = calloc(hashmap_size(kc->changed) + 1, sizeof(char *)) };

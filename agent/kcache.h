@@ -63,6 +63,8 @@ void kcache_stats(const struct kcache *kc, enum k8s_kind kind, struct kcache_kin
 void kcache_note(struct kcache *kc, enum k8s_kind kind, bool decode_error, bool relist,
 		 bool watch_restart);
 
+/* Whether any service changed since the last kcache_take_changed. */
+bool kcache_has_changes(const struct kcache *kc);
 /*
  * Service keys changed since the last call (service or any of its slices
  * added, changed or removed), sorted; the caller frees the array and keys.

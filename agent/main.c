@@ -19,6 +19,7 @@
 #include "agent.h"
 #include "checkpoint.h"
 #include "log.h"
+#include "nodeinfo.h"
 #include "server.h"
 #include "vethname.h"
 
@@ -49,6 +50,16 @@ static void usage(FILE *f)
 		"  --metrics-addr H:P      serve /metrics, /healthz, /readyz (env BERTH_METRICS_ADDR)\n"
 		"  --watch-stall-timeout S drop and resume a watch silent this long (default 90)\n"
 		"  --api-page-size N       objects per LIST page (default 500, as client-go)\n"
+		"  --proxy MODE            nftables | none (env BERTH_PROXY; default none)\n"
+		"  --cleanup               remove every rule berth programmed, then exit\n"
+		"  --nodeport-addresses C  NodePorts answer on node addresses in these CIDRs\n"
+		"                          (default: the Node's InternalIPs, else the primary address)\n"
+		"  --service-cidr C        traffic to an unallocated address here is dropped\n"
+		"  --vpc-cidrs C           no SNAT towards these (default: the pool's and the node\n"
+		"                          interfaces' networks)\n"
+		"  --snat-exclude C        no SNAT towards these either\n"
+		"  --snat on|off           SNAT pod egress leaving the VPC (default on)\n"
+		"  --masquerade-all        masquerade all service traffic (kube-proxy's flag)\n"
 		"  --log-level LEVEL       error|warn|info|debug (env BERTH_LOG_LEVEL; default info)\n");
 }
 
@@ -93,6 +104,14 @@ static int parse_args(int argc, char **argv, struct agent_config *cfg)
 		{ "metrics-addr", required_argument, NULL, 'x' },
 		{ "watch-stall-timeout", required_argument, NULL, 'S' },
 		{ "api-page-size", required_argument, NULL, 'L' },
+		{ "proxy", required_argument, NULL, 'X' },
+		{ "cleanup", no_argument, NULL, 'Z' },
+		{ "nodeport-addresses", required_argument, NULL, 'A' },
+		{ "service-cidr", required_argument, NULL, 'E' },
+		{ "vpc-cidrs", required_argument, NULL, 'Y' },
+		{ "snat-exclude", required_argument, NULL, 'W' },
+		{ "snat", required_argument, NULL, 'T' },
+		{ "masquerade-all", no_argument, NULL, 'Q' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -117,6 +136,8 @@ static int parse_args(int argc, char **argv, struct agent_config *cfg)
 		.kubeconfig = env_or("BERTH_KUBECONFIG", NULL),
 		.manifests_dir = env_or("BERTH_MANIFESTS", NULL),
 		.metrics_addr = env_or("BERTH_METRICS_ADDR", NULL),
+		.proxy_mode = env_or("BERTH_PROXY", "none"),
+		.snat = true,
 		.cooldown_ms = 30000,
 		.reclaim_grace_ms = 60000,
 		.reconcile_interval_ms = 5000,
@@ -135,6 +156,20 @@ static int parse_args(int argc, char **argv, struct agent_config *cfg)
 		case 'k': cfg->kubeconfig = optarg; break;
 		case 'M': cfg->manifests_dir = optarg; break;
 		case 'x': cfg->metrics_addr = optarg; break;
+		case 'X': cfg->proxy_mode = optarg; break;
+		case 'Z': cfg->cleanup = true; break;
+		case 'A': cfg->nodeport_cidrs = optarg; break;
+		case 'E': cfg->service_cidrs = optarg; break;
+		case 'Y': cfg->vpc_cidrs = optarg; break;
+		case 'W': cfg->snat_exclude = optarg; break;
+		case 'Q': cfg->masquerade_all = true; break;
+		case 'T':
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				fprintf(stderr, "berth-agent: --snat must be on or off\n");
+				return -EINVAL;
+			}
+			cfg->snat = strcmp(optarg, "on") == 0;
+			break;
 		case 'L':
 			errno = 0;
 			cfg->api_page_size = (int)strtol(optarg, &end, 10);
@@ -189,6 +224,13 @@ static int parse_args(int argc, char **argv, struct agent_config *cfg)
 		fprintf(stderr, "berth-agent: --kubeconfig and --manifests are exclusive\n");
 		return -EINVAL;
 	}
+	if (strcmp(cfg->proxy_mode, "nftables") && strcmp(cfg->proxy_mode, "none")) {
+		fprintf(stderr, "berth-agent: --proxy must be nftables or none%s\n",
+			strcmp(cfg->proxy_mode, "ebpf") == 0 ? " (the eBPF backend is not built yet)" : "");
+		return -EINVAL;
+	}
+	if (cfg->cleanup)
+		return 0; /* needs nothing else */
 	if (optind != argc || !cfg->pool_spec) {
 		usage(stderr);
 		return -EINVAL;
@@ -304,11 +346,94 @@ static int start_source(struct agent *agent)
 	return 0;
 }
 
+/* Build the proxy's configuration from the flags, the pool and the node's interfaces. */
+static int proxy_config(const struct agent *agent, const struct ipam_range *ranges, size_t n,
+			struct proxy_opts *o)
+{
+	const struct agent_config *cfg = &agent->cfg;
+	struct proxy_backend_config *b = &o->backend_cfg;
+	struct proxy_snat_config *sn = &b->snat;
+	struct ipv4_cidr cidrs[PROXY_MAX_CIDRS];
+	char err[256];
+	size_t k;
+
+	*o = (struct proxy_opts){
+		.backend = strcmp(cfg->proxy_mode, "nftables") == 0 ? &nft_backend_ops : NULL,
+		.node_name = cfg->node_name,
+		.node_ip = node_primary_address(),
+	};
+	b->masquerade_all = cfg->masquerade_all;
+	/* The pool's ranges are where pods live. */
+	for (size_t i = 0; i < n && b->n_pod_cidrs < PROXY_MAX_CIDRS; i++)
+		b->pod_cidrs[b->n_pod_cidrs++] = (struct ipv4_cidr){ ranges[i].net, (uint8_t)ranges[i].plen };
+	if (cfg->service_cidrs &&
+	    parse_cidr_list(cfg->service_cidrs, b->service_cidrs, PROXY_MAX_CIDRS, &b->n_service_cidrs,
+			    err, sizeof(err)) < 0)
+		goto bad;
+	if (cfg->nodeport_cidrs) {
+		if (parse_cidr_list(cfg->nodeport_cidrs, cidrs, PROXY_MAX_CIDRS, &k, err, sizeof(err)) < 0)
+			goto bad;
+		b->n_nodeport_ips = node_addresses_in(cidrs, k, b->nodeport_ips, PLAN_MAX_NODE_IPS);
+		o->nodeport_ips_given = true;
+	}
+	sn->enabled = cfg->snat;
+	sn->to = o->node_ip;
+	sn->n_pod_cidrs = b->n_pod_cidrs;
+	memcpy(sn->pod_cidrs, b->pod_cidrs, sizeof(sn->pod_cidrs));
+	if (cfg->vpc_cidrs) {
+		if (parse_cidr_list(cfg->vpc_cidrs, sn->keep, PROXY_MAX_CIDRS, &sn->n_keep, err,
+				    sizeof(err)) < 0)
+			goto bad;
+	} else {
+		/* Inside the VPC: the pool's ranges and the node interfaces' networks. */
+		memcpy(sn->keep, b->pod_cidrs, b->n_pod_cidrs * sizeof(sn->keep[0]));
+		sn->n_keep = b->n_pod_cidrs;
+		sn->n_keep += node_networks(cfg->veth_prefix, sn->keep + sn->n_keep,
+					    PROXY_MAX_CIDRS - sn->n_keep);
+	}
+	if (cfg->snat_exclude) {
+		if (parse_cidr_list(cfg->snat_exclude, cidrs, PROXY_MAX_CIDRS - sn->n_keep, &k, err,
+				    sizeof(err)) < 0)
+			goto bad;
+		memcpy(sn->keep + sn->n_keep, cidrs, k * sizeof(cidrs[0]));
+		sn->n_keep += k;
+	}
+	if (sn->enabled && !sn->to.s_addr) {
+		log_warn("no primary address (no default route): pod egress is masqueraded to the "
+			 "outgoing interface's address");
+	}
+	return 0;
+bad:
+	log_err("%s", err);
+	return -EINVAL;
+}
+
+static int start_proxy(struct agent *agent, const struct ipam_range *ranges, size_t n)
+{
+	struct proxy_opts opts;
+	char err[512];
+	int r;
+
+	r = proxy_config(agent, ranges, n, &opts);
+	if (r < 0)
+		return r;
+	if (!opts.backend && !opts.backend_cfg.snat.enabled)
+		return 0;
+	agent->proxy = proxy_new(agent->srv, agent->kc, &opts, err, sizeof(err));
+	if (!agent->proxy) {
+		log_err("proxy: %s", err);
+		return -EINVAL;
+	}
+	log_info("proxy: %s; pod egress SNAT %s", opts.backend ? opts.backend->name : "off",
+		 opts.backend_cfg.snat.enabled ? "on" : "off");
+	return 0;
+}
+
 static int setup(struct agent *agent, struct server *srv)
 {
 	struct ipam_range *ranges = NULL;
 	char err[512];
-	size_t n;
+	size_t n = 0;
 	int r;
 
 	if (join_path(agent->cni_sock, agent->cfg.run_dir, "cni.sock") < 0 ||
@@ -330,29 +455,31 @@ static int setup(struct agent *agent, struct server *srv)
 	r = agent_resolve_tables(ranges, n);
 	if (r == 0)
 		r = load_pool(agent, ranges, n);
-	free(ranges);
 	if (r < 0)
-		return r;
+		goto out;
 	agent_reconcile(agent, true);
 	r = agent_commit(agent);
 	if (r < 0)
-		return r;
+		goto out;
 	r = server_listen(srv, agent->cni_sock, agent_handle_cni);
 	if (r == 0)
 		r = server_listen(srv, agent->status_sock, agent_handle_status);
 	if (r < 0) {
 		log_err("cannot listen in %s: %s", agent->cfg.run_dir, strerror(-r));
-		return r;
+		goto out;
 	}
 	r = start_source(agent);
+	if (r == 0)
+		r = start_proxy(agent, ranges, n);
 	if (r < 0)
-		return r;
+		goto out;
 	if (agent->cfg.metrics_addr) {
 		agent->metrics = httpd_new(srv, agent->cfg.metrics_addr, agent_handle_http, agent, err,
 					   sizeof(err));
 		if (!agent->metrics) {
 			log_err("--metrics-addr: %s", err);
-			return -EINVAL;
+			r = -EINVAL;
+			goto out;
 		}
 		log_info("serving /metrics, /healthz and /readyz: metrics on %.*s:%d",
 			 (int)(strrchr(agent->cfg.metrics_addr, ':') - agent->cfg.metrics_addr),
@@ -360,11 +487,11 @@ static int setup(struct agent *agent, struct server *srv)
 	}
 	agent->ready = true;
 	r = agent_write_conflist(agent);
-	if (r < 0) {
+	if (r < 0)
 		log_err("cannot write %s: %s", agent->conflist, strerror(-r));
-		return r;
-	}
-	return 0;
+out:
+	free(ranges);
+	return r;
 }
 
 static int make_signalfd(void)
@@ -424,6 +551,17 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &agent.cfg) < 0)
 		return 2;
+	if (agent.cfg.cleanup) {
+		struct proxy_backend_config cfg = { .services = true };
+		char err[512];
+
+		if (proxy_cleanup(&cfg, err, sizeof(err)) < 0) {
+			log_err("cleanup: %s", err);
+			return 1;
+		}
+		log_info("cleanup: removed berth's nftables table");
+		return 0;
+	}
 	agent.started_at_ms = clock_wall_ms();
 	/* Before anything else: libcurl's global set-up is not thread-safe. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
@@ -450,9 +588,11 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		httpd_expire(agent.metrics);
+		proxy_kick(agent.proxy);
 	}
 	status = agent_commit(&agent) < 0;
 out:
+	proxy_free(agent.proxy);
 	httpd_free(agent.metrics);
 	kube_client_free(agent.kube);
 	manifests_free(agent.manifests);

@@ -144,10 +144,11 @@ json_t *agent_handle_status(void *ctx, const char *buf, size_t len, bool *durabl
 	case OP_SERVICES:
 		sc.list = json_array();
 		kcache_foreach(agent->kc, K8S_SERVICE, append_service, &sc);
-		return json_pack("{s:b,s:b,s:o}", "ok", 1, "synced",
+		return json_pack("{s:b,s:b,s:o,s:o?}", "ok", 1, "synced",
 				 kcache_synced(agent->kc, K8S_SERVICE) &&
 					 kcache_synced(agent->kc, K8S_ENDPOINTSLICE),
-				 "services", sc.list);
+				 "services", sc.list, "proxy",
+				 agent->proxy ? proxy_status(agent->proxy) : NULL);
 	default:
 		return proto_error_reply(6, "op not served on the status socket");
 	}
