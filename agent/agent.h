@@ -15,6 +15,7 @@
 #include "kcache.h"
 #include "kubeclient.h"
 #include "manifests.h"
+#include "proto.h"
 #include "proxy.h"
 #include "server.h"
 
@@ -73,6 +74,14 @@ struct agent {
 	bool stopping;
 	int64_t started_at_ms;
 	struct agent_counters counters;
+	/*
+	 * With pod egress SNAT on: the destinations that keep a pod's address
+	 * (VPC CIDRs, --snat-exclude), to which an address on a secondary
+	 * interface routes through that interface's table ("ruleTo" in add
+	 * replies). Empty with SNAT off: one unrestricted rule.
+	 */
+	size_t n_rule_to;
+	struct proto_cidr rule_to[PROTO_MAX_RULE_TO];
 };
 
 
@@ -85,6 +94,8 @@ void agent_handle_http(void *ctx, const char *path, struct http_reply *reply);
 bool agent_is_ready(const struct agent *agent);
 /* server_commit_fn: persist the pool when it changed. */
 int agent_commit(void *ctx);
+/* handlers.c: take the policy-rule destinations from the SNAT configuration. */
+void agent_set_rule_to(struct agent *agent, const struct proxy_snat_config *snat);
 
 /* reconcile.c: compare allocations with the host's veths and routes. */
 void agent_reconcile(struct agent *agent, bool at_start);

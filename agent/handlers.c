@@ -17,7 +17,47 @@ enum {
 	CNI_ERR_NOT_AVAILABLE = 50,
 };
 
-static json_t *alloc_reply(const struct ipam_alloc *a, bool existing)
+static bool rule_to_has(const struct agent *agent, struct proto_cidr c)
+{
+	for (size_t i = 0; i < agent->n_rule_to; i++)
+		if (agent->rule_to[i].addr.s_addr == c.addr.s_addr && agent->rule_to[i].len == c.len)
+			return true;
+	return false;
+}
+
+/*
+ * Traffic SNATed to the primary address must leave through the primary
+ * interface, or the VPC drops it (source/dest check): so with SNAT on, an
+ * address on a secondary interface uses that interface's table only
+ * towards the destinations that are not SNATed.
+ */
+void agent_set_rule_to(struct agent *agent, const struct proxy_snat_config *snat)
+{
+	agent->n_rule_to = 0;
+	if (!snat->enabled)
+		return;
+	for (size_t i = 0; i < snat->n_keep && agent->n_rule_to < PROTO_MAX_RULE_TO; i++) {
+		uint8_t len = snat->keep[i].len > 32 ? 32 : snat->keep[i].len;
+		struct proto_cidr c = {
+			.addr.s_addr = snat->keep[i].addr.s_addr & (len ? htonl(~0u << (32 - len)) : 0),
+			.len = len,
+		};
+
+		/*
+		 * Nothing is SNATed: one unrestricted rule. (The kernel would also
+		 * take a rule to /0 for a duplicate of any other rule of the pod.)
+		 */
+		if (!len) {
+			agent->n_rule_to = 0;
+			return;
+		}
+		/* Two rules alike would be one rule to the kernel. */
+		if (!rule_to_has(agent, c))
+			agent->rule_to[agent->n_rule_to++] = c;
+	}
+}
+
+static json_t *alloc_reply(const struct agent *agent, const struct ipam_alloc *a, bool existing)
 {
 	char ip[INET_ADDRSTRLEN];
 	json_t *o;
@@ -27,6 +67,10 @@ static json_t *alloc_reply(const struct ipam_alloc *a, bool existing)
 	if (o && a->range && a->range->iface[0]) {
 		json_object_set_new(o, "iface", json_string(a->range->iface));
 		json_object_set_new(o, "table", json_integer(a->range->table));
+		if (proto_reply_set_rule_to(o, agent->rule_to, agent->n_rule_to) < 0) {
+			json_decref(o);
+			return proto_error_reply(CNI_ERR_TRY_AGAIN, "out of memory");
+		}
 	}
 	return o;
 }
@@ -75,7 +119,7 @@ static json_t *handle_add(struct agent *agent, const struct proto_request *req, 
 		log_info("assigned %s to %s/%s (%.12s %s)", inet_ntop(AF_INET, &a->ip, ip, sizeof(ip)),
 			 req->k8s_namespace, req->pod, req->att.container_id, req->att.ifname);
 	}
-	return alloc_reply(a, r == 1);
+	return alloc_reply(agent, a, r == 1);
 }
 
 static json_t *handle_del(struct agent *agent, const struct proto_request *req, bool *durable)
@@ -129,7 +173,7 @@ static json_t *handle_check(struct agent *agent, const struct proto_request *req
 					 inet_ntop(AF_INET, &a->ip, ip, sizeof(ip)));
 	}
 	agent->counters.check_ok++;
-	return alloc_reply(a, true);
+	return alloc_reply(agent, a, true);
 }
 
 static json_t *handle_gc(struct agent *agent, const struct proto_request *req, bool *durable)

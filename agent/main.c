@@ -417,6 +417,7 @@ static int start_proxy(struct agent *agent, const struct ipam_range *ranges, siz
 	r = proxy_config(agent, ranges, n, &opts);
 	if (r < 0)
 		return r;
+	agent_set_rule_to(agent, &opts.backend_cfg.snat);
 	if (!opts.backend && !opts.backend_cfg.snat.enabled)
 		return 0;
 	agent->proxy = proxy_new(agent->srv, agent->kc, &opts, err, sizeof(err));

@@ -32,6 +32,7 @@ struct conn {
 	char *buf; /* request while reading, reply while writing */
 	size_t len, cap, off;
 	json_t *held; /* reply waiting for the commit */
+	bool refused; /* not root: read the request, answer "permission denied" */
 	struct conn *next;
 };
 
@@ -232,8 +233,12 @@ static void accept_all(struct server *srv, struct listener *l)
 		c->next = srv->conns;
 		srv->conns = c;
 		srv->n_conns++;
-		if (!peer_is_root(fd))
-			conn_set_reply(c, proto_error_reply(4, "permission denied: only root may use this socket"));
+		/*
+		 * A refused peer still gets its request read before the answer: a
+		 * reply and close before the client has written would reach it as
+		 * EPIPE ("agent unreachable"), not as the reason.
+		 */
+		c->refused = !peer_is_root(fd);
 	}
 }
 
@@ -278,6 +283,10 @@ static void conn_read(struct server *srv, struct conn *c)
 			return;
 		}
 		break; /* EOF: the request is complete */
+	}
+	if (c->refused) {
+		conn_set_reply(c, proto_error_reply(4, "permission denied: only root may use this socket"));
+		return;
 	}
 	reply = c->handler(srv->ctx, c->buf, c->len, &durable);
 	if (!reply)

@@ -53,12 +53,20 @@ struct route {
 	uint8_t scope;
 };
 
-/* An IPv4 "from/to address/32 lookup table" rule. */
+/* An IPv4 "[from address/32] [to prefix] lookup table" rule. */
 struct rule {
 	uint32_t prio;
-	uint32_t table;          /* 0: any (deleting) */
-	struct in_addr src, dst; /* INADDR_ANY: not part of the selector */
+	uint32_t table;      /* 0: any (deleting) */
+	struct in_addr src;  /* a /32; INADDR_ANY: not part of the selector */
+	struct in_addr dst;
+	uint8_t dst_len;     /* 0: dst is not part of the selector */
 };
+
+/*
+ * Bounds DEL's loop over the "from" rules of an address: every rule an ADD
+ * makes, with room for leftovers of earlier ones.
+ */
+#define DP_MAX_FROM_RULES (4 * PROTO_MAX_RULE_TO)
 
 /* An IPv4 /32 address on a link; INADDR_ANY: any IPv4 address. */
 struct addr {
@@ -72,7 +80,7 @@ static int addr_find(struct dp *dp, const struct addr *want);
 struct undo {
 	bool veth;
 	bool rule_to;
-	bool rule_from;
+	bool rule_from; /* at least one of the "from" rules */
 };
 
 /* Report "<what>: <strerror>[ (kernel: <extended ACK>)]" and return ret. */
@@ -221,7 +229,7 @@ static int rule_req(struct dp *dp, uint16_t type, uint16_t flags, const struct r
 	char buf[NL_REQ_SIZE];
 	const struct fib_rule_hdr frh = {
 		.family = AF_INET,
-		.dst_len = r->dst.s_addr ? 32 : 0,
+		.dst_len = r->dst_len,
 		.src_len = r->src.s_addr ? 32 : 0,
 		.table = r->table < 256 ? r->table : RT_TABLE_UNSPEC,
 		/* Deleting with FR_ACT_UNSPEC matches any action, as `ip rule del` does. */
@@ -234,7 +242,7 @@ static int rule_req(struct dp *dp, uint16_t type, uint16_t flags, const struct r
 		mnl_attr_put_u32(nlh, FRA_TABLE, r->table);
 	if (r->src.s_addr)
 		put_in4(nlh, FRA_SRC, r->src);
-	if (r->dst.s_addr)
+	if (r->dst_len)
 		put_in4(nlh, FRA_DST, r->dst);
 	mnl_attr_put_u8(nlh, FRA_PROTOCOL, DP_RTPROT);
 	return nl_request(dp->host, nlh, dp->kmsg, sizeof(dp->kmsg));
@@ -256,30 +264,86 @@ static int addr_req(struct dp *dp, uint16_t type, uint16_t flags, int ifindex)
 	return nl_request(dp->pod_nl, nlh, dp->kmsg, sizeof(dp->kmsg));
 }
 
-/* "from 198.18.1.5/32 lookup 100 priority 1536", as `ip rule` would put it. */
+/* A description of a rule long enough for rule_str(). */
+#define RULE_STR_MAX 128
+
+/*
+ * "from 198.19.0.33/32 to 198.18.0.0/15 lookup 101 priority 1536", as
+ * `ip rule` would put it. The source is always the pod's address.
+ */
 static const char *rule_str(const struct dp *dp, const struct rule *r, char *buf, size_t len)
 {
-	char table[16] = "main";
+	char table[16] = "main", dst[INET_ADDRSTRLEN], to[INET_ADDRSTRLEN + 8] = "";
 
 	if (r->table != RT_TABLE_MAIN)
 		snprintf(table, sizeof(table), "%u", r->table);
-	snprintf(buf, len, "%s %s/32 lookup %s priority %u", r->src.s_addr ? "from" : "to", dp->ip,
-		 table, r->prio);
+	if (r->dst_len)
+		snprintf(to, sizeof(to), " to %s/%u", inet_ntop(AF_INET, &r->dst, dst, sizeof(dst)),
+			 r->dst_len);
+	if (r->src.s_addr)
+		snprintf(buf, len, "from %s/32%s lookup %s priority %u", dp->ip, to, table, r->prio);
+	else
+		snprintf(buf, len, "%s lookup %s priority %u", to + 1, table, r->prio);
 	return buf;
 }
 
 /*
- * The two policy rules when the pod has a table; "to" has the higher
- * priority so that traffic to the pod is never diverted from main.
+ * The policy rules when the pod has a table; "to" has the higher priority
+ * so that traffic to the pod is never diverted from main.
  */
 static struct rule rule_to(const struct dp_pod *pod)
 {
-	return (struct rule){ .prio = DP_RULE_PRIO_TO_POD, .table = RT_TABLE_MAIN, .dst = pod->ip };
+	return (struct rule){ .prio = DP_RULE_PRIO_TO_POD, .table = RT_TABLE_MAIN, .dst = pod->ip,
+			      .dst_len = 32 };
 }
 
-static struct rule rule_from(const struct dp_pod *pod)
+/*
+ * One "from" rule per destination the agent named: traffic elsewhere is
+ * SNATed to the primary address and must take main to the primary
+ * interface. Named none, one rule for every destination.
+ */
+static size_t n_rules_from(const struct dp_pod *pod)
 {
-	return (struct rule){ .prio = DP_RULE_PRIO_FROM_POD, .table = pod->table, .src = pod->ip };
+	return pod->n_rule_to ? pod->n_rule_to : 1;
+}
+
+static struct rule rule_from(const struct dp_pod *pod, size_t i)
+{
+	struct rule r = { .prio = DP_RULE_PRIO_FROM_POD, .table = pod->table, .src = pod->ip };
+
+	if (pod->n_rule_to) {
+		r.dst = pod->rule_to[i].addr;
+		r.dst_len = pod->rule_to[i].len;
+	}
+	return r;
+}
+
+static bool gone(int ret)
+{
+	return ret == -ENOENT || ret == -ESRCH;
+}
+
+/*
+ * Delete every berth "from <pod>/32" rule at DP_RULE_PRIO_FROM_POD whatever
+ * its destination and table: DEL does not know what ADD was told, and an
+ * earlier holder of the address may have been told otherwise. A request
+ * without dst and table matches any of them and deletes the first, so
+ * repeat until none is left (bounded: the kernel must not keep us here).
+ */
+static int rules_from_flush(struct dp *dp)
+{
+	const struct rule any = { .prio = DP_RULE_PRIO_FROM_POD, .src = dp->pod->ip };
+	int ret;
+
+	for (int i = 0; i < DP_MAX_FROM_RULES; i++) {
+		ret = rule_req(dp, RTM_DELRULE, 0, &any);
+		if (gone(ret))
+			return 0;
+		if (ret)
+			return fail(dp, ret, "delete rules from %s/32", dp->ip);
+	}
+	return fail(dp, -ELOOP, "delete rules from %s/32: still more after %d", dp->ip,
+		    DP_MAX_FROM_RULES);
 }
 
 static struct route host_route(const struct dp_pod *pod, int oif)
@@ -375,7 +439,7 @@ static int host_sysctl_off(struct dp *dp, const char *key)
 static int rule_add(struct dp *dp, const struct rule *r, bool *added)
 {
 	int ret = rule_req(dp, RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, r);
-	char desc[96];
+	char desc[RULE_STR_MAX];
 
 	if (ret && ret != -EEXIST)
 		return fail(dp, ret, "add rule %s", rule_str(dp, r, desc, sizeof(desc)));
@@ -383,11 +447,33 @@ static int rule_add(struct dp *dp, const struct rule *r, bool *added)
 	return 0;
 }
 
+/* "to pod lookup main", then one "from pod [to D] lookup table" per destination. */
+static int rules_add(struct dp *dp, struct undo *u)
+{
+	const struct dp_pod *pod = dp->pod;
+	struct rule rule = rule_to(pod);
+	int ret;
+
+	ret = rule_add(dp, &rule, &u->rule_to);
+	if (ret)
+		return ret;
+	/* A leftover unrestricted rule would send SNATed traffic out the wrong interface. */
+	ret = rules_from_flush(dp);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < n_rules_from(pod); i++) {
+		rule = rule_from(pod, i);
+		ret = rule_add(dp, &rule, &u->rule_from);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 static int host_setup(struct dp *dp, const struct dp_links *l, struct undo *u)
 {
 	const struct dp_pod *pod = dp->pod;
 	const struct route r = host_route(pod, l->host_ifindex);
-	struct rule rule;
 	int ret;
 
 	/* The host veth has no address and routes nothing: it must not learn routes either. */
@@ -404,12 +490,7 @@ static int host_setup(struct dp *dp, const struct dp_links *l, struct undo *u)
 		return fail(dp, ret, "add host route %s/32 dev %s", dp->ip, pod->host_veth);
 	if (!pod->table)
 		return 0;
-	rule = rule_to(pod);
-	ret = rule_add(dp, &rule, &u->rule_to);
-	if (ret)
-		return ret;
-	rule = rule_from(pod);
-	return rule_add(dp, &rule, &u->rule_from);
+	return rules_add(dp, u);
 }
 
 static int neigh_add(struct dp *dp, int ifindex, const unsigned char mac[6])
@@ -472,10 +553,9 @@ static void dp_undo(struct dp *dp, const struct undo *u)
 	struct rule r;
 	struct nl_link link;
 
-	if (u->rule_from) {
-		r = rule_from(dp->pod);
-		rule_req(dp, RTM_DELRULE, 0, &r);
-	}
+	/* Every "from" rule of the address is this ADD's: it flushed the others. */
+	if (u->rule_from)
+		rules_from_flush(dp);
 	if (u->rule_to) {
 		r = rule_to(dp->pod);
 		rule_req(dp, RTM_DELRULE, 0, &r);
@@ -581,11 +661,6 @@ out_close:
 
 /* --- DEL --- */
 
-static bool gone(int ret)
-{
-	return ret == -ENOENT || ret == -ESRCH;
-}
-
 static int host_del(struct dp *dp)
 {
 	const struct dp_pod *pod = dp->pod;
@@ -612,11 +687,9 @@ static int host_del(struct dp *dp)
 		if (ret && !gone(ret))
 			return fail(dp, ret, "delete host route %s/32", dp->ip);
 	}
-	/* Table 0 matches any table: DEL may not know the one ADD used. */
-	rule = rule_from(pod);
-	ret = rule_req(dp, RTM_DELRULE, 0, &rule);
-	if (ret && !gone(ret))
-		return fail(dp, ret, "delete rule from %s/32", dp->ip);
+	ret = rules_from_flush(dp);
+	if (ret)
+		return ret;
 	rule = rule_to(pod);
 	ret = rule_req(dp, RTM_DELRULE, 0, &rule);
 	if (ret && !gone(ret))
@@ -729,6 +802,7 @@ static const struct nl_policy rule_policy[FRA_MAX + 1] = {
 	[FRA_DST] = { .type = MNL_TYPE_BINARY, .len = 4 },
 	[FRA_PRIORITY] = { .type = MNL_TYPE_U32 },
 	[FRA_TABLE] = { .type = MNL_TYPE_U32 },
+	[FRA_PROTOCOL] = { .type = MNL_TYPE_U8 },
 };
 
 static int rule_find_cb(const struct nlmsghdr *nlh, void *data)
@@ -740,7 +814,7 @@ static int rule_find_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (nl_attr_parse(nlh, sizeof(*frh), rule_policy, FRA_MAX, tb) ||
 	    frh->family != AF_INET || frh->action != FR_ACT_TO_TBL ||
-	    frh->src_len != (w->src.s_addr ? 32 : 0) || frh->dst_len != (w->dst.s_addr ? 32 : 0))
+	    frh->src_len != (w->src.s_addr ? 32 : 0) || frh->dst_len != w->dst_len)
 		return MNL_CB_OK;
 	if (!tb[FRA_PRIORITY] || mnl_attr_get_u32(tb[FRA_PRIORITY]) != w->prio ||
 	    (tb[FRA_TABLE] ? mnl_attr_get_u32(tb[FRA_TABLE]) : frh->table) != w->table ||
@@ -761,6 +835,67 @@ static int rule_find(struct dp *dp, const struct rule *want)
 
 	ret = nl_query(dp->host, nlh, rule_find_cb, &f, dp->kmsg, sizeof(dp->kmsg));
 	return ret ? ret : f.found;
+}
+
+static bool rule_is_from(const struct dp_pod *pod, const struct rule *r)
+{
+	for (size_t i = 0; i < n_rules_from(pod); i++) {
+		struct rule w = rule_from(pod, i);
+
+		if (w.table == r->table && w.dst_len == r->dst_len && w.dst.s_addr == r->dst.s_addr)
+			return true;
+	}
+	return false;
+}
+
+/* Collects a berth "from pod" rule that is none of the expected ones. */
+struct stray {
+	const struct dp_pod *pod;
+	bool found;
+	struct rule rule;
+};
+
+static int rule_stray_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct stray *st = data;
+	const struct fib_rule_hdr *frh = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[FRA_MAX + 1];
+	struct rule r;
+
+	if (nl_attr_parse(nlh, sizeof(*frh), rule_policy, FRA_MAX, tb) ||
+	    frh->family != AF_INET || frh->src_len != 32 || !tb[FRA_PRIORITY] ||
+	    !tb[FRA_PROTOCOL] || mnl_attr_get_u8(tb[FRA_PROTOCOL]) != DP_RTPROT)
+		return MNL_CB_OK;
+	r = (struct rule){
+		.prio = mnl_attr_get_u32(tb[FRA_PRIORITY]),
+		.table = tb[FRA_TABLE] ? mnl_attr_get_u32(tb[FRA_TABLE]) : frh->table,
+		.src = attr_in4(tb[FRA_SRC]),
+		.dst = attr_in4(tb[FRA_DST]),
+		.dst_len = frh->dst_len,
+	};
+	if (r.prio != DP_RULE_PRIO_FROM_POD || r.src.s_addr != st->pod->ip.s_addr ||
+	    (frh->action == FR_ACT_TO_TBL && rule_is_from(st->pod, &r)))
+		return MNL_CB_OK;
+	st->found = true;
+	st->rule = r;
+	return MNL_CB_STOP;
+}
+
+/*
+ * A berth "from pod" rule ADD would not make now (an earlier holder's, or
+ * one from before the agent's SNAT settings changed) routes some traffic
+ * past the restriction: CHECK reports it. 1 with *stray set, 0, or -errno.
+ */
+static int rule_find_stray(struct dp *dp, struct stray *st)
+{
+	char buf[NL_REQ_SIZE];
+	const struct fib_rule_hdr frh = { .family = AF_INET };
+	struct nlmsghdr *nlh = msg_start(buf, RTM_GETRULE, NLM_F_DUMP, &frh, sizeof(frh));
+	int ret;
+
+	*st = (struct stray){ .pod = dp->pod };
+	ret = nl_query(dp->host, nlh, rule_stray_cb, st, dp->kmsg, sizeof(dp->kmsg));
+	return ret ? ret : st->found;
 }
 
 static const struct nl_policy addr_policy[IFA_MAX + 1] = {
@@ -861,12 +996,26 @@ static int link_check(struct dp *dp, struct nl_sock *nl, const char *name, const
 static int rule_check(struct dp *dp, const struct rule *r)
 {
 	int ret = rule_find(dp, r);
-	char desc[96];
+	char desc[RULE_STR_MAX];
 
 	if (ret < 0)
 		return fail(dp, ret, "dump rules");
 	if (!ret)
 		return mismatch(dp, -ENOENT, "rule %s missing", rule_str(dp, r, desc, sizeof(desc)));
+	return 0;
+}
+
+static int rules_from_no_stray(struct dp *dp)
+{
+	struct stray st;
+	char desc[RULE_STR_MAX];
+	int ret = rule_find_stray(dp, &st);
+
+	if (ret < 0)
+		return fail(dp, ret, "dump rules");
+	if (ret)
+		return mismatch(dp, -EEXIST, "unexpected rule %s",
+				rule_str(dp, &st.rule, desc, sizeof(desc)));
 	return 0;
 }
 
@@ -891,10 +1040,11 @@ static int host_check(struct dp *dp, struct nl_link *veth)
 		return 0;
 	rule = rule_to(pod);
 	ret = rule_check(dp, &rule);
-	if (ret)
-		return ret;
-	rule = rule_from(pod);
-	return rule_check(dp, &rule);
+	for (size_t i = 0; !ret && i < n_rules_from(pod); i++) {
+		rule = rule_from(pod, i);
+		ret = rule_check(dp, &rule);
+	}
+	return ret ? ret : rules_from_no_stray(dp);
 }
 
 static int pod_check(struct dp *dp, const struct nl_link *veth)

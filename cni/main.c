@@ -140,6 +140,15 @@ static void fill_pod(const struct invocation *inv, struct in_addr ip, uint32_t t
 	strcpy(pod->host_veth, inv->host_veth);
 }
 
+/* The pod as the agent's add/check reply describes it; pod borrows from held. */
+static void fill_pod_held(const struct invocation *inv, const struct proto_add_reply *held,
+			  struct dp_pod *pod)
+{
+	fill_pod(inv, held->ip, held->table, pod);
+	pod->rule_to = held->rule_to;
+	pod->n_rule_to = held->n_rule_to;
+}
+
 /* Give an address back after a failed ADD; the agent reclaims it later if this fails too. */
 static void release_quietly(const struct invocation *inv)
 {
@@ -175,7 +184,7 @@ static int cmd_add(struct invocation *inv, struct cni_error *e)
 		return -1;
 	}
 	json_decref(reply);
-	fill_pod(inv, granted.ip, granted.table, &pod);
+	fill_pod_held(inv, &granted, &pod);
 	if (dp_add(&pod, &links, why, sizeof(why)) < 0) {
 		/* A repeated ADD must not take the address from the pod that has it. */
 		if (!granted.existing)
@@ -248,7 +257,7 @@ static int cmd_check(struct invocation *inv, struct cni_error *e)
 		return -1;
 	}
 	json_decref(reply);
-	fill_pod(inv, held.ip, held.table, &pod);
+	fill_pod_held(inv, &held, &pod);
 	if (dp_check(&pod, why, sizeof(why)) < 0) {
 		cni_set_error(e, CNI_ERR_CHECK_FAILED, NULL, "%s", why);
 		return -1;

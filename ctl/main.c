@@ -190,6 +190,108 @@ static void print_services(const json_t *r)
 	}
 }
 
+/* Append "text" to a bounded line; a line that does not fit ends in "...". */
+static void append(char *out, size_t len, size_t *off, const char *text)
+{
+	int n;
+
+	if (*off >= len - 1)
+		return;
+	n = snprintf(out + *off, len - *off, "%s%s", *off ? "," : "", text);
+	if (n < 0 || (size_t)n >= len - *off) {
+		snprintf(out + (len > 4 ? len - 4 : 0), len > 4 ? 4 : len, "...");
+		*off = len - 1;
+		return;
+	}
+	*off += (size_t)n;
+}
+
+/* "198.18.128.10:80,198.18.0.10:30080(NodePort)" */
+static void format_frontends(const json_t *port, char *out, size_t len)
+{
+	const json_t *fe;
+	size_t i, off = 0;
+
+	out[0] = '\0';
+	json_array_foreach(json_object_get(port, "frontends"), i, fe) {
+		char one[64];
+		const char *kind = str(fe, "kind");
+
+		snprintf(one, sizeof(one), "%s:%lld%s%s%s", str(fe, "addr"), num(fe, "port"),
+			 strcmp(kind, "ClusterIP") ? "(" : "", strcmp(kind, "ClusterIP") ? kind : "",
+			 strcmp(kind, "ClusterIP") ? ")" : "");
+		append(out, len, &off, one);
+	}
+}
+
+/* An endpoint list as programmed; an empty one says what the rules do instead. */
+static void format_endpoints(const json_t *port, const char *which, char *out, size_t len)
+{
+	const json_t *ep;
+	size_t i, off = 0;
+
+	out[0] = '\0';
+	json_array_foreach(json_object_get(port, which), i, ep) {
+		char one[40];
+
+		snprintf(one, sizeof(one), "%s:%lld", str(ep, "addr"), num(ep, "port"));
+		append(out, len, &off, one);
+	}
+	if (!off)
+		snprintf(out, len, "%s", json_is_true(json_object_get(port, "has_endpoints"))
+						 ? "none here: drop" : "none: reject");
+}
+
+static bool has_external_frontend(const json_t *port)
+{
+	const json_t *fe;
+	size_t i;
+
+	json_array_foreach(json_object_get(port, "frontends"), i, fe) {
+		if (json_is_true(json_object_get(fe, "external")))
+			return true;
+	}
+	return false;
+}
+
+/* What the proxy programmed: per service port, frontends and endpoints. */
+static void print_programmed(const json_t *proxy)
+{
+	const json_t *svc, *port;
+	size_t i, j;
+	char age[16] = "never";
+
+	if (!proxy)
+		return;
+	if (num(proxy, "lastSyncAt"))
+		format_age(num(proxy, "lastSyncAt"), age, sizeof(age));
+	printf("\nProxy: %s, generation %lld, last sync %s%s\n", str(proxy, "backend"),
+	       num(proxy, "generation"), age, num(proxy, "lastSyncAt") ? " ago" : "");
+	if (*str(proxy, "lastError") && strcmp(str(proxy, "lastError"), "-"))
+		printf("Last error: %s\n", str(proxy, "lastError"));
+	printf("%-32s %-5s %-5s %-6s %-44s %s\n", "SERVICE", "PROTO", "GEN", "AGE", "FRONTENDS",
+	       "ENDPOINTS (internal | external, when they differ)");
+	json_array_foreach(json_object_get(proxy, "services"), i, svc) {
+		char name[300], gen[24], since[16] = "-", fronts[512], in[512], ext[512];
+
+		snprintf(name, sizeof(name), "%s/%s", str(svc, "namespace"), str(svc, "name"));
+		snprintf(gen, sizeof(gen), "%lld", num(svc, "generation"));
+		if (num(svc, "programmedAt"))
+			format_age(num(svc, "programmedAt"), since, sizeof(since));
+		json_array_foreach(json_object_get(svc, "ports"), j, port) {
+			format_frontends(port, fronts, sizeof(fronts));
+			format_endpoints(port, "cluster_endpoints", in, sizeof(in));
+			if (has_external_frontend(port))
+				format_endpoints(port, "external_endpoints", ext, sizeof(ext));
+			else
+				snprintf(ext, sizeof(ext), "%s", in);
+			printf("%-32s %-5s %-5s %-6s %-44s %s%s%s\n", j ? "" : name,
+			       str(port, "protocol"), j ? "" : gen, j ? "" : since, fronts, in,
+			       strcmp(in, ext) ? " | " : "", strcmp(in, ext) ? ext : "");
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -257,7 +359,7 @@ int main(int argc, char **argv)
 	else if (req.op == OP_PODS)
 		print_pods(reply);
 	else
-		print_services(reply);
+		print_services(reply), print_programmed(json_object_get(reply, "proxy"));
 	json_decref(reply);
 	return 0;
 }

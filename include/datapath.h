@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto.h"
+
 /* The link-local next hop every pod routes through (as the Amazon VPC CNI). */
 #define DP_GATEWAY "169.254.1.1"
 
@@ -38,6 +40,13 @@ struct dp_pod {
 	struct in_addr ip;        /* pod address (as a /32); 0.0.0.0 = unknown (DEL only) */
 	unsigned int mtu;         /* 0 = kernel default */
 	uint32_t table;           /* policy-routing table for replies; 0 = none */
+	/*
+	 * With a table: the destinations the "from" rule is limited to, one rule
+	 * each (pod egress SNAT on: only what keeps the pod's address leaves
+	 * through the table's interface); none = one rule for all destinations.
+	 */
+	const struct proto_cidr *rule_to;
+	size_t n_rule_to;
 };
 
 struct dp_links {
@@ -52,14 +61,17 @@ struct dp_links {
  * directly in the host netns (IFLA_NET_NS_FD), then: pod address /32, route
  * to DP_GATEWAY scope link, default route via DP_GATEWAY, permanent neighbour
  * DP_GATEWAY -> host veth MAC; host side up, quiet sysctls, podIP/32 route in
- * main; when table != 0 the two policy rules. A host veth of the same name
- * left by an earlier sandbox of the same pod is deleted first.
+ * main; when table != 0 the policy rules: "to ip lookup main" and one
+ * "from ip [to rule_to[i]] lookup table" per destination, after removing any
+ * berth "from ip" rule left by an earlier holder of the address. A host veth
+ * of the same name left by an earlier sandbox of the same pod is deleted first.
  * On any failure everything created so far is removed. 0 or -errno.
  */
 int dp_add(const struct dp_pod *pod, struct dp_links *out, char *err, size_t errlen);
 
 /*
- * Remove the host route and policy rules for pod->ip (when known) and, when
+ * Remove the host route and policy rules for pod->ip (when known: every berth
+ * "from ip" rule whatever its destination, table and rule_to) and, when
  * the pod netns still exists, the pod interface's address. Idempotent: an
  * object already gone is success; a missing netns is success. The veth is
  * left to vanish with the pod's netns. 0 or -errno.

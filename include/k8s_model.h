@@ -27,6 +27,7 @@
 #define K8S_MAX_ENDPOINTS 1000 /* per EndpointSlice (the API server caps at 1000) */
 #define K8S_MAX_ADDRS_PER_ENDPOINT 100
 #define K8S_MAX_NODE_ADDRS 64  /* Node status.addresses, names (Hostname, *DNS) included */
+#define K8S_MAX_HINTS 8        /* hints.forZones, hints.forNodes per endpoint (the API caps each at 8) */
 
 enum k8s_kind { K8S_SERVICE, K8S_ENDPOINTSLICE, K8S_POD, K8S_NODE, K8S_NKINDS };
 
@@ -39,7 +40,7 @@ struct k8s_meta {
 	char *rv;   /* resourceVersion, may be "" in manifests */
 	/*
 	 * Set by k8s_decode: one block that owns every string of the object and
-	 * the endpoints' address arrays, equal strings stored once (so treat
+	 * the endpoints' address and hint arrays, equal strings stored once (so treat
 	 * them as read-only). NULL in objects built by hand, whose strings and
 	 * arrays are separate allocations; k8s_object_free handles both.
 	 */
@@ -100,9 +101,18 @@ struct eps_endpoint {
 	/* Conditions with the API's defaults for absent ones: ready = true,
 	 * serving = ready, terminating = false. */
 	bool ready, serving, terminating;
+	/*
+	 * Topology hints (hints.forZones[].name, hints.forNodes[].name), in API
+	 * order, distinct, at most K8S_MAX_HINTS each; the array is NULL when
+	 * the count is 0 (absent and empty lists are the same to kube-proxy).
+	 * A zone hint may be "" (a valid label value); a node hint never is.
+	 */
+	uint8_t n_zone_hints, n_node_hints;
 	char *node_name;         /* NULL when absent */
 	char *zone;              /* NULL when absent */
 	char *target_pod;        /* targetRef.name when targetRef.kind is Pod, else NULL */
+	char **zone_hints;
+	char **node_hints;
 };
 
 struct k8s_endpointslice {

@@ -6,7 +6,8 @@
  *
  *   {"op":"add","network":N,"containerID":C,"ifname":I,
  *    "namespace":NS,"pod":P,"hostVeth":V}          -> {"ok":true,"ip":A,"existing":B
- *                                                      [,"iface":D,"table":T]}
+ *                                                      [,"iface":D,"table":T
+ *                                                       [,"ruleTo":["a.b.c.d/n",...]]]}
  *   {"op":"del", network, containerID, ifname[, "ip":A]} -> {"ok":true}
  *   {"op":"check", network, containerID, ifname}     -> {"ok":true,"ip":A,...}
  *   {"op":"gc","network":N,"valid":[{"containerID":C,"ifname":I},...]}
@@ -35,6 +36,7 @@
 #define PROTO_CONTAINER_MAX 256
 #define PROTO_K8S_NS_MAX 64
 #define PROTO_POD_MAX 254
+#define PROTO_MAX_RULE_TO 64 /* as many as the agent's SNAT exclusions (PROXY_MAX_CIDRS) */
 
 enum proto_op { OP_ADD, OP_DEL, OP_CHECK, OP_GC, OP_READY, OP_STATUS, OP_PODS, OP_SERVICES };
 
@@ -74,12 +76,28 @@ char *proto_encode_request(const struct proto_request *req);
 /* Error reply object {"ok":false,"code":code,"error":msg}. */
 json_t *proto_error_reply(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* An IPv4 prefix, host bits clear. */
+struct proto_cidr {
+	struct in_addr addr;
+	uint8_t len;
+};
+
 /* Reply to an add/check request as decoded by the plugin. */
 struct proto_add_reply {
 	struct in_addr ip;
 	char iface[IFNAMSIZ]; /* "" when the address needs no policy routing */
 	uint32_t table;
 	bool existing; /* the attachment already held it: a failed ADD must not release it */
+	/*
+	 * "ruleTo": the destinations the "from ip lookup table" rule is limited
+	 * to, one rule each. With pod egress SNAT on, only traffic that keeps the
+	 * pod's address (VPC CIDRs, --snat-exclude) may leave through iface; the
+	 * rest takes main, the primary interface, and is SNATed to its address
+	 * (as aws-vpc-cni's UpdateRuleListBySrc). 0 = one unrestricted rule
+	 * (SNAT off: an external NAT). Only with iface.
+	 */
+	size_t n_rule_to;
+	struct proto_cidr rule_to[PROTO_MAX_RULE_TO];
 };
 
 /*
@@ -88,5 +106,7 @@ struct proto_add_reply {
  */
 int proto_decode_reply(const char *buf, size_t len, json_t **out, char *err, size_t errlen);
 int proto_decode_add_reply(const json_t *reply, struct proto_add_reply *out);
+/* Set "ruleTo" on an add/check reply (nothing when n is 0). 0, -EINVAL (n too large) or -ENOMEM. */
+int proto_reply_set_rule_to(json_t *reply, const struct proto_cidr *to, size_t n);
 
 #endif

@@ -958,6 +958,74 @@ static int decode_eps_port(struct dec *d, const json_t *p, const char *path, str
 	return 0;
 }
 
+/*
+ * One hints list (hints.forZones or hints.forNodes): entries {"name": ...},
+ * each name of the given syntax and distinct, as the API validates them
+ * (validateHints: at most 8, no duplicates). A malformed list fails the
+ * whole slice, like any other malformed field: half a hint set would steer
+ * traffic on a guess.
+ */
+static int hint_list(struct dec *d, const json_t *hints, const char *path, const char *key,
+		     size_t maxlen, bool (*valid)(const char *), const char *syntax,
+		     char ***out, uint8_t *n)
+{
+	char epath[160], lpath[128];
+	const json_t *arr;
+	struct quoted q;
+	size_t len;
+	int r;
+
+	r = get_arr(d, hints, path, key, K8S_MAX_HINTS, &arr);
+	if (r < 0 || !arr || !json_array_size(arr))
+		return r;
+	len = json_array_size(arr);
+	r = alloc_array(d, len, sizeof(**out), (void **)out);
+	if (r < 0)
+		return r;
+	snprintf(lpath, sizeof(lpath), "%s.%s", path, key);
+	for (size_t i = 0; i < len; i++) {
+		const json_t *h = json_array_get(arr, i);
+		const char *s;
+
+		snprintf(epath, sizeof(epath), "%s[%zu]", lpath, i);
+		if (!json_is_object(h))
+			return fail(d, "%s is %s, not an object", epath, type_name(h));
+		r = req_str(d, h, epath, "name", maxlen, &s);
+		if (r < 0)
+			return r;
+		if (!valid(s))
+			return fail(d, "%s.name %s is not %s", epath, quote(&q, s), syntax);
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp((*out)[j], s))
+				return fail(d, "%s.name %s is a duplicate", epath, quote(&q, s));
+		r = dup_str(d, s, &(*out)[i]);
+		if (r < 0)
+			return r;
+		(*n)++; /* counted once filled: the free path walks n entries */
+	}
+	return 0;
+}
+
+/* hints (topology-aware routing): absent, or forZones and/or forNodes. */
+static int decode_hints(struct dec *d, const json_t *e, const char *path,
+			struct eps_endpoint *ep)
+{
+	const json_t *hints;
+	char hpath[96];
+	int r;
+
+	r = get_obj(d, e, path, "hints", false, &hints);
+	if (r < 0 || !hints)
+		return r;
+	snprintf(hpath, sizeof(hpath), "%s.hints", path);
+	r = hint_list(d, hints, hpath, "forZones", LABEL_VALUE_MAX, label_value, "a label value",
+		      &ep->zone_hints, &ep->n_zone_hints);
+	if (r < 0)
+		return r;
+	return hint_list(d, hints, hpath, "forNodes", K8S_NAME_MAX, dns_subdomain,
+			 "a DNS subdomain", &ep->node_hints, &ep->n_node_hints);
+}
+
 static int decode_endpoint(struct dec *d, const json_t *e, const char *path,
 			   struct eps_endpoint *ep)
 {
@@ -1019,6 +1087,9 @@ static int decode_endpoint(struct dec *d, const json_t *e, const char *path,
 		return r;
 	r = get_opt_dup(d, e, path, "zone", LABEL_VALUE_MAX, label_value, "a label value",
 			&ep->zone);
+	if (r < 0)
+		return r;
+	r = decode_hints(d, e, path, ep);
 	if (r < 0)
 		return r;
 	r = get_obj(d, e, path, "targetRef", false, &ref);
@@ -1318,12 +1389,21 @@ static size_t visit_strings(struct k8s_object *o, struct pack *p)
 			for (size_t i = 0; i < o->eps.n_ports; i++)
 				pack_str(p, &o->eps.ports[i].name);
 			for (size_t i = 0; i < o->eps.n_endpoints; i++) {
-				pack_str(p, &o->eps.endpoints[i].node_name);
-				pack_str(p, &o->eps.endpoints[i].zone);
-				pack_str(p, &o->eps.endpoints[i].target_pod);
+				struct eps_endpoint *e = &o->eps.endpoints[i];
+
+				pack_str(p, &e->node_name);
+				pack_str(p, &e->zone);
+				pack_str(p, &e->target_pod);
+				for (size_t h = 0; h < e->n_zone_hints; h++)
+					pack_str(p, &e->zone_hints[h]);
+				for (size_t h = 0; h < e->n_node_hints; h++)
+					pack_str(p, &e->node_hints[h]);
 			}
 		}
-		return n + 1 + o->eps.n_ports + 3 * o->eps.n_endpoints;
+		n += 1 + o->eps.n_ports + 3 * o->eps.n_endpoints;
+		for (size_t i = 0; i < o->eps.n_endpoints; i++)
+			n += o->eps.endpoints[i].n_zone_hints + o->eps.endpoints[i].n_node_hints;
+		return n;
 	case K8S_POD:
 		if (p) {
 			pack_str(p, &o->pod.node_name);
@@ -1337,10 +1417,38 @@ static size_t visit_strings(struct k8s_object *o, struct pack *p)
 	}
 }
 
+/* Move an endpoint's array (n entries of size bytes) to *at, which advances. */
+static void *pack_array(void *arr, size_t n, size_t size, char **at)
+{
+	void *dst = *at;
+
+	if (!n)
+		return arr;
+	memcpy(dst, arr, n * size);
+	free(arr);
+	*at += n * size;
+	return dst;
+}
+
+/* The endpoints' address arrays, then their hint arrays (pointer-aligned). */
+static void pack_arrays(struct k8s_endpointslice *eps, char *block, size_t hints_off)
+{
+	char *at = block, *hat = block + hints_off;
+
+	for (size_t i = 0; i < eps->n_endpoints; i++) {
+		struct eps_endpoint *e = &eps->endpoints[i];
+
+		e->addrs = pack_array(e->addrs, e->n_addrs, sizeof(*e->addrs), &at);
+		e->zone_hints = pack_array(e->zone_hints, e->n_zone_hints, sizeof(char *), &hat);
+		e->node_hints = pack_array(e->node_hints, e->n_node_hints, sizeof(char *), &hat);
+	}
+}
+
 /* Best effort: without memory for the block, o stays as it is, and valid. */
 static void pack_object(struct k8s_object *o)
 {
-	size_t nfields = visit_strings(o, NULL), nslots = 8, addr_bytes = 0;
+	size_t nfields = visit_strings(o, NULL), nslots = 8, addr_bytes = 0, hint_ptrs = 0;
+	size_t hints_off;
 	struct pack p = { 0 };
 
 	while (nslots < 2 * nfields)
@@ -1349,11 +1457,18 @@ static void pack_object(struct k8s_object *o)
 	if (!p.slots)
 		return;
 	p.mask = nslots - 1;
-	/* Address arrays first: the block is malloc-aligned, so they are too. */
+	/*
+	 * Address arrays first: the block is malloc-aligned, so they are too;
+	 * then the hint pointer arrays, at the next pointer-aligned offset.
+	 */
 	if (o->kind == K8S_ENDPOINTSLICE)
-		for (size_t i = 0; i < o->eps.n_endpoints; i++)
+		for (size_t i = 0; i < o->eps.n_endpoints; i++) {
 			addr_bytes += o->eps.endpoints[i].n_addrs * sizeof(struct in_addr);
-	p.size = addr_bytes;
+			hint_ptrs += o->eps.endpoints[i].n_zone_hints +
+				     o->eps.endpoints[i].n_node_hints;
+		}
+	hints_off = (addr_bytes + sizeof(char *) - 1) / sizeof(char *) * sizeof(char *);
+	p.size = hints_off + hint_ptrs * sizeof(char *);
 	visit_strings(o, &p);
 	p.block = malloc(p.size);
 	if (!p.block) {
@@ -1361,21 +1476,8 @@ static void pack_object(struct k8s_object *o)
 		return;
 	}
 	visit_strings(o, &p);
-	if (o->kind == K8S_ENDPOINTSLICE) {
-		char *at = p.block;
-
-		for (size_t i = 0; i < o->eps.n_endpoints; i++) {
-			struct eps_endpoint *e = &o->eps.endpoints[i];
-			size_t len = e->n_addrs * sizeof(*e->addrs);
-
-			if (!len)
-				continue;
-			memcpy(at, e->addrs, len);
-			free(e->addrs);
-			e->addrs = (struct in_addr *)(void *)at;
-			at += len;
-		}
-	}
+	if (o->kind == K8S_ENDPOINTSLICE)
+		pack_arrays(&o->eps, p.block, hints_off);
 	o->meta.pool = p.block;
 	free(p.slots);
 }
@@ -1465,6 +1567,12 @@ void k8s_object_free(struct k8s_object *o)
 			release(o, e->node_name);
 			release(o, e->zone);
 			release(o, e->target_pod);
+			for (size_t h = 0; e->zone_hints && h < e->n_zone_hints; h++)
+				release(o, e->zone_hints[h]);
+			for (size_t h = 0; e->node_hints && h < e->n_node_hints; h++)
+				release(o, e->node_hints[h]);
+			release(o, e->zone_hints);
+			release(o, e->node_hints);
 		}
 		free(o->eps.endpoints);
 		break;
@@ -1546,6 +1654,17 @@ static bool svc_eq(const struct k8s_service *a, const struct k8s_service *b)
 	return true;
 }
 
+/* Two string lists, in order (a reordered hint list is a change, if a harmless one). */
+static bool strs_eq(char *const *a, size_t na, char *const *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (!str_eq(a[i], b[i]))
+			return false;
+	return true;
+}
+
 static bool eps_eq(const struct k8s_endpointslice *a, const struct k8s_endpointslice *b)
 {
 	if (!str_eq(a->service, b->service) || a->ipv4 != b->ipv4 || a->n_ports != b->n_ports ||
@@ -1562,7 +1681,9 @@ static bool eps_eq(const struct k8s_endpointslice *a, const struct k8s_endpoints
 		    !mem_eq(p->addrs, q->addrs, p->n_addrs, sizeof(struct in_addr)) ||
 		    p->ready != q->ready || p->serving != q->serving ||
 		    p->terminating != q->terminating || !str_eq(p->node_name, q->node_name) ||
-		    !str_eq(p->zone, q->zone) || !str_eq(p->target_pod, q->target_pod))
+		    !str_eq(p->zone, q->zone) || !str_eq(p->target_pod, q->target_pod) ||
+		    !strs_eq(p->zone_hints, p->n_zone_hints, q->zone_hints, q->n_zone_hints) ||
+		    !strs_eq(p->node_hints, p->n_node_hints, q->node_hints, q->n_node_hints))
 			return false;
 	}
 	return true;
@@ -1755,6 +1876,27 @@ json_t *k8s_service_to_json(const struct k8s_service *s)
 	return finish(root, oom);
 }
 
+/* [{"name": s}, ...]: the API's ForZone / ForNode lists. */
+static json_t *hint_names_json(char *const *names, size_t n, bool *oom)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		append(arr, json_pack("{s:s}", "name", names[i]), oom);
+	return arr;
+}
+
+static json_t *hints_json(const struct eps_endpoint *ep, bool *oom)
+{
+	json_t *h = json_object();
+
+	if (ep->n_zone_hints)
+		put(h, "forZones", hint_names_json(ep->zone_hints, ep->n_zone_hints, oom), oom);
+	if (ep->n_node_hints)
+		put(h, "forNodes", hint_names_json(ep->node_hints, ep->n_node_hints, oom), oom);
+	return h;
+}
+
 json_t *k8s_endpointslice_to_json(const struct k8s_endpointslice *e)
 {
 	json_t *root, *ports, *eps;
@@ -1796,6 +1938,8 @@ json_t *k8s_endpointslice_to_json(const struct k8s_endpointslice *e)
 			put(je, "nodeName", json_string(ep->node_name), &oom);
 		if (ep->zone)
 			put(je, "zone", json_string(ep->zone), &oom);
+		if (ep->n_zone_hints || ep->n_node_hints)
+			put(je, "hints", hints_json(ep, &oom), &oom);
 		if (ep->target_pod)
 			put(je, "targetRef",
 			    json_pack("{s:s,s:s,s:s}", "kind", "Pod", "namespace",

@@ -254,6 +254,65 @@ int proto_decode_reply(const char *buf, size_t len, json_t **out, char *err, siz
 	return 0;
 }
 
+/*
+ * "a.b.c.d/n" with its host bits clear, as the agent sends it. Not /0: every
+ * destination is the unrestricted rule, which an empty list says (and the
+ * kernel takes a rule to /0 for a duplicate of the pod's other rules).
+ */
+static int decode_cidr(const json_t *item, struct proto_cidr *out)
+{
+	const char *s = json_string_value(item);
+	unsigned int len;
+
+	if (!s || json_string_length(item) != strlen(s) ||
+	    parse_ipv4_cidr(s, &out->addr, &len, 0) < 0 || len == 0)
+		return -EINVAL;
+	out->len = (uint8_t)len;
+	return 0;
+}
+
+/* Optional "ruleTo": an array of at most PROTO_MAX_RULE_TO CIDRs, only with an iface. */
+static int decode_rule_to(const json_t *reply, struct proto_add_reply *out)
+{
+	const json_t *list = json_object_get(reply, "ruleTo"), *item;
+	size_t i;
+
+	if (!list)
+		return 0;
+	if (!json_is_array(list) || json_array_size(list) > PROTO_MAX_RULE_TO)
+		return -EINVAL;
+	if (json_array_size(list) && !out->iface[0])
+		return -EINVAL; /* restricts a rule that does not exist */
+	json_array_foreach(list, i, item)
+		if (decode_cidr(item, &out->rule_to[i]) < 0)
+			return -EINVAL;
+	out->n_rule_to = json_array_size(list);
+	return 0;
+}
+
+int proto_reply_set_rule_to(json_t *reply, const struct proto_cidr *to, size_t n)
+{
+	char ip[INET_ADDRSTRLEN], cidr[INET_ADDRSTRLEN + 4];
+	json_t *list;
+
+	if (n > PROTO_MAX_RULE_TO)
+		return -EINVAL;
+	if (!n)
+		return 0;
+	list = json_array();
+	if (!list)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		inet_ntop(AF_INET, &to[i].addr, ip, sizeof(ip));
+		snprintf(cidr, sizeof(cidr), "%s/%u", ip, to[i].len);
+		if (json_array_append_new(list, json_string(cidr)) < 0) {
+			json_decref(list);
+			return -ENOMEM;
+		}
+	}
+	return json_object_set_new(reply, "ruleTo", list) < 0 ? -ENOMEM : 0;
+}
+
 int proto_decode_add_reply(const json_t *reply, struct proto_add_reply *out)
 {
 	uint64_t table = 0;
@@ -273,5 +332,5 @@ int proto_decode_add_reply(const json_t *reply, struct proto_add_reply *out)
 	if (r == -EINVAL)
 		return -EINVAL;
 	out->existing = r == 0 && existing;
-	return 0;
+	return decode_rule_to(reply, out);
 }

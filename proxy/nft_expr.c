@@ -104,17 +104,26 @@ static int meta_load(struct nftnl_rule *r, uint32_t key, uint32_t dreg)
 	return 0;
 }
 
-static int lookup(struct nftnl_rule *r, const char *set, bool verdict)
+/* NFT_REG_VERDICT is register 0: "no destination" needs its own value */
+#define NO_DREG UINT32_MAX
+
+/* lookup in set; dreg: NFT_REG_VERDICT (vmap), a data register (map), or NO_DREG (set) */
+static int lookup_into(struct nftnl_rule *r, const char *set, uint32_t dreg)
 {
 	struct nftnl_expr *e = add(r, "lookup");
 
 	if (!e)
 		return -ENOMEM;
 	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, REG1);
-	if (verdict)
-		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, NFT_REG_VERDICT);
+	if (dreg != NO_DREG)
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, dreg);
 	nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
 	return 0;
+}
+
+static int lookup(struct nftnl_rule *r, const char *set, bool verdict)
+{
+	return lookup_into(r, set, verdict ? NFT_REG_VERDICT : NO_DREG);
 }
 
 /*
@@ -315,6 +324,64 @@ int nr_dnat(struct nftnl_rule *r, uint8_t proto, struct in_addr a, uint16_t port
 	return 0;
 }
 
+/* nft: the numgen result is a host-order integer; an interval map's keys are big endian */
+static int byteorder_hton32(struct nftnl_rule *r)
+{
+	struct nftnl_expr *e = add(r, "byteorder");
+
+	if (!e)
+		return -ENOMEM;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_SREG, REG1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_DREG, REG1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_OP, NFT_BYTEORDER_HTON);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_LEN, sizeof(uint32_t));
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_SIZE, sizeof(uint32_t));
+	return 0;
+}
+
+int nr_dnat_numgen_map(struct nftnl_rule *r, uint8_t proto, uint32_t mod, uint32_t offset,
+		       const char *map)
+{
+	struct nftnl_expr *e;
+
+	if (nr_match_l4proto(r, proto))
+		return -ENOMEM;
+	e = add(r, "numgen");
+	if (!e)
+		return -ENOMEM;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NG_DREG, REG1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NG_MODULUS, mod);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NG_TYPE, NFT_NG_RANDOM);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NG_OFFSET, offset);
+	/* the map's data (address . port) lands in reg 1's first two 32-bit words */
+	if (byteorder_hton32(r) || lookup_into(r, map, REG1))
+		return -ENOMEM;
+	e = add(r, "nat");
+	if (!e)
+		return -ENOMEM;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, REG1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, REG32_1);
+	return 0;
+}
+
+int nr_match_hairpin(struct nftnl_rule *r, const char *set)
+{
+	struct nftnl_expr *e = add(r, "ct");
+	uint32_t zero = 0;
+
+	if (!e)
+		return -ENOMEM;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, REG1);
+	if (bitwise(r, IPS_DST_NAT, 0) || cmp(r, NFT_CMP_NEQ, &zero, sizeof(zero)) ||
+	    payload(r, NFT_PAYLOAD_NETWORK_HEADER, NFT_SADDR, 4, REG1) ||
+	    payload(r, NFT_PAYLOAD_NETWORK_HEADER, NFT_DADDR, 4, REG32_1))
+		return -ENOMEM;
+	return lookup(r, set, false);
+}
+
 int nr_masquerade(struct nftnl_rule *r, uint32_t flags)
 {
 	struct nftnl_expr *e = add(r, "masq");
@@ -393,12 +460,91 @@ int nr_comment(struct nftnl_rule *r, const char *text)
 #define DT_VERDICT 0xffffff00u
 #define CONCAT(a, b) (((a) << 6) | (b))
 
+/* nft's protocol descriptions (enum proto_desc_id) and header fields, for typeof userdata */
+#define NFT_EXPR_TYPE_PAYLOAD 7
+#define NFT_EXPR_TYPE_CONCAT 13
+#define PROTO_DESC_UDP 6
+#define PROTO_DESC_TCP 8
+#define PROTO_DESC_SCTP 10
+#define PROTO_DESC_IP 12
+#define IPHDR_SADDR 11
+#define IPHDR_DADDR 12
+#define THDR_DPORT 2
+
+/* One payload field of a typeof concatenation: element idx is { expr payload, { desc, field } }. */
+static int typeof_payload(struct nftnl_udata_buf *u, int idx, uint32_t desc, uint32_t field)
+{
+	struct nftnl_udata *el = nftnl_udata_nest_start(u, idx), *d;
+
+	if (!el || !nftnl_udata_put_u32(u, NFTNL_UDATA_SET_TYPEOF_EXPR, NFT_EXPR_TYPE_PAYLOAD))
+		return -ENOMEM;
+	d = nftnl_udata_nest_start(u, NFTNL_UDATA_SET_TYPEOF_DATA);
+	if (!d || !nftnl_udata_put_u32(u, 0, desc) || !nftnl_udata_put_u32(u, 1, field))
+		return -ENOMEM;
+	nftnl_udata_nest_end(u, d);
+	nftnl_udata_nest_end(u, el);
+	return 0;
+}
+
+/* typeof a . b where both are payload fields (type: NFTNL_UDATA_SET_KEY_TYPEOF or _DATA_TYPEOF) */
+static int typeof_concat2(struct nftnl_udata_buf *u, int type, uint32_t desc0, uint32_t field0,
+			  uint32_t desc1, uint32_t field1)
+{
+	struct nftnl_udata *t = nftnl_udata_nest_start(u, type), *d;
+
+	if (!t || !nftnl_udata_put_u32(u, NFTNL_UDATA_SET_TYPEOF_EXPR, NFT_EXPR_TYPE_CONCAT))
+		return -ENOMEM;
+	d = nftnl_udata_nest_start(u, NFTNL_UDATA_SET_TYPEOF_DATA);
+	if (!d || typeof_payload(u, 0, desc0, field0) || typeof_payload(u, 1, desc1, field1))
+		return -ENOMEM;
+	nftnl_udata_nest_end(u, d);
+	nftnl_udata_nest_end(u, t);
+	return 0;
+}
+
+/* typeof numgen random mod <mod> */
+static int typeof_numgen(struct nftnl_udata_buf *u, uint32_t mod)
+{
+	struct nftnl_udata *key = nftnl_udata_nest_start(u, NFTNL_UDATA_SET_KEY_TYPEOF), *ng;
+
+	if (!key || !nftnl_udata_put_u32(u, NFTNL_UDATA_SET_TYPEOF_EXPR, NFT_EXPR_TYPE_NUMGEN))
+		return -ENOMEM;
+	ng = nftnl_udata_nest_start(u, NFTNL_UDATA_SET_TYPEOF_DATA);
+	if (!ng || !nftnl_udata_put_u32(u, 0, NFT_NG_RANDOM) || !nftnl_udata_put_u32(u, 1, mod) ||
+	    !nftnl_udata_put_u32(u, 2, 0))
+		return -ENOMEM;
+	nftnl_udata_nest_end(u, ng);
+	nftnl_udata_nest_end(u, key);
+	return 0;
+}
+
+static uint32_t proto_desc(uint8_t ipproto)
+{
+	return ipproto == IPPROTO_UDP ? PROTO_DESC_UDP : ipproto == IPPROTO_SCTP ? PROTO_DESC_SCTP
+										: PROTO_DESC_TCP;
+}
+
 /* Userdata nft 1.0.6 writes for each kind of set (checked against nft's own). */
 static int set_udata(struct nftnl_udata_buf *u, enum nft_set_kind kind, uint32_t arg)
 {
 	struct nftnl_udata *key, *data, *ng;
 
 	switch (kind) {
+	case NFT_MAP_ENDPOINTS:
+		/* typeof numgen random mod M : ip daddr . <proto> dport; flags interval */
+		if (!nftnl_udata_put_u32(u, NFTNL_UDATA_SET_KEYBYTEORDER, 1 /* host */) ||
+		    !nftnl_udata_put_u32(u, NFTNL_UDATA_SET_DATABYTEORDER, 0) ||
+		    typeof_numgen(u, NFT_EP_SLOTS) ||
+		    typeof_concat2(u, NFTNL_UDATA_SET_DATA_TYPEOF, PROTO_DESC_IP, IPHDR_DADDR,
+				   proto_desc((uint8_t)arg), THDR_DPORT))
+			return -ENOMEM;
+		return nftnl_udata_put_u32(u, NFTNL_UDATA_SET_DATA_INTERVAL, 0) ? 0 : -ENOMEM;
+	case NFT_SET_ADDR_PAIR:
+		/* typeof ip saddr . ip daddr */
+		if (!nftnl_udata_put_u32(u, NFTNL_UDATA_SET_KEYBYTEORDER, 0))
+			return -ENOMEM;
+		return typeof_concat2(u, NFTNL_UDATA_SET_KEY_TYPEOF, PROTO_DESC_IP, IPHDR_SADDR,
+				      PROTO_DESC_IP, IPHDR_DADDR);
 	case NFT_SET_ADDR:
 	case NFT_SET_ADDR_TIMEOUT:
 		return nftnl_udata_put_u32(u, NFTNL_UDATA_SET_KEYBYTEORDER, 2 /* big endian */) ? 0 : -ENOMEM;
@@ -477,8 +623,19 @@ struct nftnl_set *ns_new(const char *table, const char *name, enum nft_set_kind 
 		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 4);
 		flags = NFT_SET_MAP;
 		break;
+	case NFT_MAP_ENDPOINTS:
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, DT_INTEGER);
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 4);
+		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, CONCAT(DT_IPV4, DT_SERVICE));
+		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, 8);
+		flags = NFT_SET_MAP | NFT_SET_INTERVAL;
+		break;
+	case NFT_SET_ADDR_PAIR:
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, CONCAT(DT_IPV4, DT_IPV4));
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 8);
+		break;
 	}
-	if (flags & NFT_SET_MAP) {
+	if ((flags & NFT_SET_MAP) && kind != NFT_MAP_ENDPOINTS) {
 		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, DT_VERDICT);
 		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, 16);
 	}
@@ -523,6 +680,31 @@ size_t nk_addr(uint8_t key[4], struct in_addr a)
 {
 	memcpy(key, &a.s_addr, 4);
 	return 4;
+}
+
+size_t nk_be32(uint8_t key[4], uint32_t v)
+{
+	uint32_t be = htonl(v);
+
+	memcpy(key, &be, 4);
+	return 4;
+}
+
+size_t nd_addr_port(uint8_t data[8], struct in_addr a, uint16_t port)
+{
+	uint16_t p = htons(port);
+
+	memset(data, 0, 8);
+	memcpy(data, &a.s_addr, 4);
+	memcpy(data + 4, &p, 2);
+	return 8;
+}
+
+size_t nk_addr_pair(uint8_t key[8], struct in_addr a)
+{
+	memcpy(key, &a.s_addr, 4);
+	memcpy(key + 4, &a.s_addr, 4);
+	return 8;
 }
 
 size_t nk_u32(uint8_t key[4], uint32_t v)

@@ -53,6 +53,14 @@ int nr_vmap_addr_proto_port(struct nftnl_rule *r, const char *map);
 int nr_vmap_proto_port(struct nftnl_rule *r, const char *map);
 /* numgen random mod n vmap @map */
 int nr_vmap_numgen(struct nftnl_rule *r, uint32_t mod, const char *map);
+/*
+ * meta l4proto <p> dnat ip to numgen random mod <mod> offset <offset> map @map
+ * (map: an interval map from the numgen result to address . port)
+ */
+int nr_dnat_numgen_map(struct nftnl_rule *r, uint8_t proto, uint32_t mod, uint32_t offset,
+		       const char *map);
+/* ct status dnat ip saddr . ip daddr @set */
+int nr_match_hairpin(struct nftnl_rule *r, const char *set);
 /* update @set { ip saddr } */
 int nr_update_saddr(struct nftnl_rule *r, const char *set);
 /* meta l4proto <p> dnat to addr:port */
@@ -74,7 +82,25 @@ enum nft_set_kind {
 	NFT_MAP_ADDR_PROTO_PORT, /* type ipv4_addr . inet_proto . inet_service : verdict */
 	NFT_MAP_PROTO_PORT,      /* type inet_proto . inet_service : verdict */
 	NFT_MAP_NUMGEN,          /* typeof numgen random mod N : verdict */
+	/* typeof numgen random mod NFT_EP_SLOTS : ip daddr . <arg: IPPROTO_*> dport; flags interval */
+	NFT_MAP_ENDPOINTS,
+	NFT_SET_ADDR_PAIR,       /* typeof ip saddr . ip daddr */
 };
+
+/*
+ * Endpoint dispatch: a policy chain (its dispatch id) owns NFT_EP_SLOTS
+ * consecutive numgen values of its shard's map, split into one range per
+ * endpoint. 12252240 = lcm(1..18): up to 18 endpoints (and any count
+ * dividing it) split exactly evenly, N endpoints otherwise within
+ * N/12252240 of it (1e-5 at 100). A map is
+ * shared by NFT_EP_SHARD chains only: the kernel checks each new map
+ * element against every rule that uses the map, and every new rule
+ * against every element of its map.
+ */
+#define NFT_EP_SLOTS 12252240u
+#define NFT_EP_SHARD 32u
+#define NFT_EP_MAX_IDS (1u << 20)
+_Static_assert((uint64_t)NFT_EP_SHARD * NFT_EP_SLOTS <= UINT32_MAX, "a shard's keys fit 32 bits");
 struct nftnl_set *ns_new(const char *table, const char *name, enum nft_set_kind kind,
 			 uint32_t arg, const char *comment);
 
@@ -83,6 +109,12 @@ size_t nk_addr_proto_port(uint8_t key[12], struct in_addr a, uint8_t proto, uint
 size_t nk_proto_port(uint8_t key[8], uint8_t proto, uint16_t port);
 size_t nk_addr(uint8_t key[4], struct in_addr a);
 size_t nk_u32(uint8_t key[4], uint32_t v);
+/* a numgen value as an interval map's key (big endian) */
+size_t nk_be32(uint8_t key[4], uint32_t v);
+/* ip saddr . ip daddr, both a */
+size_t nk_addr_pair(uint8_t key[8], struct in_addr a);
+/* map data: address . port (the port padded to 4 bytes) */
+size_t nd_addr_port(uint8_t data[8], struct in_addr a, uint16_t port);
 /* An element comment's userdata, as nft stores it; returns its length. */
 size_t nu_comment(uint8_t *buf, size_t size, const char *text);
 

@@ -6,6 +6,7 @@
 #include <libmnl/libmnl.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 struct nft_sock;
 
@@ -15,13 +16,14 @@ struct nft_sock *nft_sock_open(void);
 void nft_sock_close(struct nft_sock *s);
 
 /*
- * Send buf (BEGIN, nmsgs messages each with NLM_F_ACK, END; sequence
- * numbers are assigned here) in one sendmsg and read one ACK per message.
+ * Send iov (whole messages: BEGIN, nmsgs messages, END; sequence numbers and NLM_F_ACK,
+ * on the last message only, are set here) in one sendmsg and read the
+ * kernel's answer: its error reports and the last message's ACK.
  * 0, or the kernel's first -errno with *failed_index the message it refused
  * (SIZE_MAX when the batch as a whole was refused) and the extended-ACK text
  * in err. The kernel applies all of the batch or none of it.
  */
-int nft_sock_batch(struct nft_sock *s, char *buf, size_t len, size_t nmsgs,
+int nft_sock_batch(struct nft_sock *s, struct iovec *iov, size_t niov, size_t nmsgs,
 		   size_t *failed_index, char *err, size_t errlen);
 
 typedef int (*nft_dump_cb)(const struct nlmsghdr *nlh, void *data);

@@ -82,6 +82,17 @@ static bool svc_has_node_ports(const struct k8s_service *svc)
 }
 
 /*
+ * proxier.go setupNFTables leaves loopback addresses out of the NodePort
+ * addresses ("localhost NodePorts are not supported": without
+ * route_localnet a DNAT of 127/8 traffic cannot be routed). plan.h promises
+ * the list never holds them, whatever the caller passed.
+ */
+static bool nodeport_addr_usable(struct in_addr a)
+{
+	return host_order(a) >> 24 != 127;
+}
+
+/*
  * serviceport.go: the IPv4 cluster IP(s); the nodePort on the node's
  * NodePort addresses; every external IP; every status.loadBalancer.ingress
  * IP except those with ipMode Proxy (the load balancer proxies, so the VIP
@@ -103,7 +114,8 @@ static int build_frontends(struct plan_port *pp, const struct k8s_service *svc,
 	for (size_t i = 0; i < svc->n_cluster_ips; i++)
 		fe_add(pp, FE_CLUSTER_IP, svc->cluster_ips[i], sp->port);
 	for (size_t i = 0; i < n_np; i++)
-		fe_add(pp, FE_NODE_PORT, node->nodeport_ips[i], sp->node_port);
+		if (nodeport_addr_usable(node->nodeport_ips[i]))
+			fe_add(pp, FE_NODE_PORT, node->nodeport_ips[i], sp->node_port);
 	for (size_t i = 0; i < svc->n_external_ips; i++)
 		fe_add(pp, FE_EXTERNAL_IP, svc->external_ips[i], sp->port);
 	for (size_t i = 0; i < svc->n_lb_ingress; i++)
@@ -131,11 +143,17 @@ static size_t count_kind(const struct plan_port *pp, enum frontend_kind kind)
 
 /* ----------------------------------------------------------- endpoints */
 
-/* One endpoint as the slices state it, before the traffic policies. */
+/*
+ * One endpoint as the slices state it, before the traffic policies. The hint
+ * lists are reduced to what topology.go asks of them: are there any, and do
+ * they name this node / this node's zone.
+ */
 struct cand {
 	struct in_addr addr;
 	uint16_t port;
 	bool local, ready, serving, terminating;
+	bool node_hinted, for_node; /* hints.forNodes non-empty; names this node */
+	bool zone_hinted, for_zone; /* hints.forZones non-empty; names this node's zone */
 };
 
 /* kube-proxy keys endpoint slices by the service-name label within the namespace. */
@@ -162,15 +180,34 @@ static bool ep_local(const struct eps_endpoint *ep, const struct plan_node *node
 }
 
 /*
+ * Does a hint list name want? An unknown (NULL or "") node name or zone
+ * matches nothing: kube-proxy compares with "" there, which only an empty
+ * hint name (valid for a zone, never produced by the EndpointSlice
+ * controller) could match; berth reads "no zone label" as "no topology",
+ * which is what kube-proxy's own log line for that case says it means.
+ */
+static bool hints_name(char *const *hints, size_t n, const char *want)
+{
+	if (!want || !*want || !hints)
+		return false;
+	for (size_t i = 0; i < n && i < K8S_MAX_HINTS; i++)
+		if (hints[i] && !strcmp(hints[i], want))
+			return true;
+	return false;
+}
+
+/*
  * How much a duplicate is worth keeping. kube-proxy keeps the first copy of
  * an ip:port seen in Go map order, replaced by a later local copy; berth needs
  * an order-independent choice: local first (as kube-proxy), then the more
- * usable copy (ready, then serving-terminating). The rank covers every field
- * the plan reads, so equal ranks give equal plans.
+ * usable copy (ready, then serving-terminating), then the one whose hints
+ * say more (an arbitrary but fixed order). The rank covers every field the
+ * plan reads, so equal ranks give equal plans.
  */
 static int cand_rank(const struct cand *c)
 {
-	return c->local << 2 | c->ready << 1 | (c->serving && c->terminating);
+	return c->local << 6 | c->ready << 5 | (c->serving && c->terminating) << 4 |
+	       c->for_node << 3 | c->node_hinted << 2 | c->for_zone << 1 | c->zone_hinted;
 }
 
 static int cand_cmp(const void *pa, const void *pb)
@@ -227,6 +264,12 @@ static int gather(const struct k8s_service *svc, const struct svc_port *sp,
 					.ready = ep->ready,
 					.serving = ep->serving,
 					.terminating = ep->terminating,
+					.node_hinted = ep->n_node_hints > 0,
+					.for_node = hints_name(ep->node_hints, ep->n_node_hints,
+							       node->name),
+					.zone_hinted = ep->n_zone_hints > 0,
+					.for_zone = hints_name(ep->zone_hints, ep->n_zone_hints,
+							       node->zone),
 				};
 			}
 		}
@@ -257,6 +300,16 @@ static bool is_serving_terminating(const struct cand *c)
 static bool is_local_ready(const struct cand *c)
 {
 	return c->local && is_ready(c);
+}
+
+static bool is_ready_for_node(const struct cand *c)
+{
+	return c->for_node && is_ready(c);
+}
+
+static bool is_ready_for_zone(const struct cand *c)
+{
+	return c->for_zone && is_ready(c);
 }
 
 static bool is_local_serving_terminating(const struct cand *c)
@@ -300,19 +353,54 @@ static int select_with_fallback(const struct cand *c, size_t n, cand_pred prefer
 }
 
 /*
- * topology.go CategorizeEndpoints. Cluster endpoints: the ready ones, or
- * when none is ready the serving-terminating ones (KEP-1669). Local
- * endpoints: this node's ready ones, or its serving-terminating ones; never
- * remote ones. Topology-aware routing (hints.forZones,
- * trafficDistribution) would narrow the cluster set to this zone's
- * endpoints; the model does not carry hints yet, so every ready endpoint
- * stays a candidate, which is what kube-proxy does whenever hints are
- * missing on any endpoint.
+ * topology.go topologyModeFromHints (topology-aware routing, KEP-2433, and
+ * trafficDistribution PreferSameNode, KEP-3015, whose feature gate
+ * PreferSameTrafficDistribution is GA and locked on since 1.35). Only ready
+ * endpoints count. Same node when every ready endpoint has node hints and
+ * one names this node; else same zone when every ready endpoint has zone
+ * hints and one names this node's zone; else no topology. Any ready
+ * endpoint without hints turns the mode off, so the EndpointSlice
+ * controller's partial states never narrow traffic.
  */
-static int build_cluster_eps(const struct cand *c, size_t n, size_t *n_out,
-			     struct plan_endpoint **out)
+enum topology { TOPO_NONE, TOPO_SAME_NODE, TOPO_SAME_ZONE };
+
+static enum topology topology_mode(const struct cand *c, size_t n)
 {
-	return select_with_fallback(c, n, is_ready, is_serving_terminating, n_out, out);
+	bool any_ready = false, all_node = true, for_node = false, all_zone = true;
+	bool for_zone = false;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!c[i].ready)
+			continue;
+		any_ready = true;
+		all_node &= c[i].node_hinted;
+		for_node |= c[i].for_node;
+		all_zone &= c[i].zone_hinted;
+		for_zone |= c[i].for_zone;
+	}
+	if (any_ready && all_node && for_node)
+		return TOPO_SAME_NODE;
+	if (any_ready && all_zone && for_zone)
+		return TOPO_SAME_ZONE;
+	return TOPO_NONE;
+}
+
+/*
+ * topology.go CategorizeEndpoints. Cluster endpoints: the ready ones the
+ * topology mode admits (availableForTopology), or when none is ready the
+ * serving-terminating ones, whatever their hints (KEP-1669; with a
+ * topology mode on, a ready endpoint for it exists, so the fallback only
+ * happens without one). Local endpoints: this node's ready ones, or its
+ * serving-terminating ones; never remote ones, and hints play no part.
+ */
+static int build_cluster_eps(const struct cand *c, size_t n, enum topology mode,
+			     size_t *n_out, struct plan_endpoint **out)
+{
+	cand_pred ready = mode == TOPO_SAME_NODE   ? is_ready_for_node
+			  : mode == TOPO_SAME_ZONE ? is_ready_for_zone
+						   : is_ready;
+
+	return select_with_fallback(c, n, ready, is_serving_terminating, n_out, out);
 }
 
 static int build_local_eps(const struct cand *c, size_t n, size_t *n_out,
@@ -337,22 +425,28 @@ static bool svc_external_local(const struct k8s_service *svc)
  * external traffic follows externalTrafficPolicy; with policy Local, pods
  * and the node reaching an external frontend are short-circuited to the
  * cluster list. A port with no external frontend has no external lists.
+ * Topology narrows every use of the cluster list (kube-proxy's cluster
+ * policy chain: ITP Cluster, ETP Cluster, the short-circuit) and none of
+ * the local list.
  */
 static int build_endpoints(struct plan_port *pp, const struct cand *c, size_t n,
 			   bool externally_accessible)
 {
+	enum topology mode = topology_mode(c, n);
 	int r;
 
 	pp->has_endpoints = count_if(c, n, is_ready) || count_if(c, n, is_serving_terminating);
-	r = pp->internal_local ? build_local_eps(c, n, &pp->n_cluster_eps, &pp->cluster_eps)
-			       : build_cluster_eps(c, n, &pp->n_cluster_eps, &pp->cluster_eps);
+	r = pp->internal_local
+		    ? build_local_eps(c, n, &pp->n_cluster_eps, &pp->cluster_eps)
+		    : build_cluster_eps(c, n, mode, &pp->n_cluster_eps, &pp->cluster_eps);
 	if (r < 0 || !externally_accessible)
 		return r;
-	r = pp->external_local ? build_local_eps(c, n, &pp->n_external_eps, &pp->external_eps)
-			       : build_cluster_eps(c, n, &pp->n_external_eps, &pp->external_eps);
+	r = pp->external_local
+		    ? build_local_eps(c, n, &pp->n_external_eps, &pp->external_eps)
+		    : build_cluster_eps(c, n, mode, &pp->n_external_eps, &pp->external_eps);
 	if (r < 0 || !pp->external_local)
 		return r;
-	return build_cluster_eps(c, n, &pp->n_short_circuit_eps, &pp->short_circuit_eps);
+	return build_cluster_eps(c, n, mode, &pp->n_short_circuit_eps, &pp->short_circuit_eps);
 }
 
 /* -------------------------------------------------------- source ranges */

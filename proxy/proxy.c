@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "conntrack.h"
 #include "hashmap.h"
 #include "httpd.h"
 #include "log.h"
@@ -17,6 +18,12 @@
 #define COALESCE_MS 10
 #define RETRY_BASE_MS 500
 #define RETRY_CAP_MS 30000
+
+/* When a service's current kernel state was applied: berthctl shows it per service. */
+struct programmed {
+	uint64_t generation;
+	int64_t at; /* wall ms */
+};
 
 struct health_server {
 	uint16_t port;
@@ -37,6 +44,7 @@ struct proxy {
 	bool first_sync_done;       /* the first apply is a full one (after adopt) */
 	struct hashmap *pending;    /* service keys to reconcile -> (void *)1 */
 	struct hashmap *applied;    /* service key -> struct plan_service (what the kernel has) */
+	struct hashmap *programmed; /* service key -> struct programmed (when it got there) */
 	struct hashmap *health;     /* "port" -> struct health_server */
 	int failures;
 	uint64_t generation;        /* successful applies */
@@ -258,8 +266,29 @@ static int plan_one(const char *key, void *value, void *ctx)
 	return 0;
 }
 
+static void note_programmed(struct proxy *p, const char *key, bool present, uint64_t generation,
+			    int64_t at)
+{
+	struct programmed *pr = hashmap_get(p->programmed, key), *old = NULL;
+
+	if (!present) {
+		free(hashmap_del(p->programmed, key));
+		return;
+	}
+	if (!pr) {
+		pr = malloc(sizeof(*pr));
+		if (!pr || hashmap_put(p->programmed, key, pr, (void **)&old) < 0) {
+			free(pr); /* only berthctl's view loses the timestamp */
+			return;
+		}
+	}
+	*pr = (struct programmed){ .generation = generation, .at = at };
+}
+
 static void record(struct proxy *p, const struct batch *b)
 {
+	int64_t now = clock_wall_ms();
+
 	for (size_t i = 0; i < b->n; i++) {
 		struct plan_service *old = NULL;
 
@@ -268,6 +297,7 @@ static void record(struct proxy *p, const struct batch *b)
 		else
 			old = hashmap_del(p->applied, b->changes[i].key);
 		plan_free(old);
+		note_programmed(p, b->changes[i].key, b->fresh[i], p->generation + 1, now);
 		health_sync(p, b->changes[i].key, b->fresh[i]);
 	}
 	health_gc(p);
@@ -279,6 +309,33 @@ static int all_services(const struct k8s_object *o, void *ctx)
 
 	snprintf(key, sizeof(key), "%s/%s", o->meta.ns, o->meta.name);
 	return add_key(key, NULL, ctx);
+}
+
+/*
+ * UDP flows outlive the rules that steered them: conntrack keeps a flow's
+ * first DNAT. After an apply, delete the entries that still lead to
+ * endpoints the new plans dropped, or that were made while a frontend had
+ * none (kube-proxy's conntrack cleanup). Runs before record(), while the old
+ * plans are alive. Best effort: the rules are in; a failure only delays
+ * clients until their entries time out.
+ */
+static void clear_stale_udp(const struct batch *b)
+{
+	struct ct_cleanup *c = ct_cleanup_new();
+	char err[256] = "";
+	int r = c ? 0 : -ENOMEM;
+
+	for (size_t i = 0; i < b->n && r == 0; i++)
+		r = ct_cleanup_add(c, b->changes[i].old, b->changes[i].new, i);
+	if (r == 0 && ct_cleanup_rules(c))
+		r = ct_cleanup_run(c, err, sizeof(err));
+	if (r < 0)
+		log_warn("proxy: UDP conntrack cleanup failed: %s", err[0] ? err : strerror(-r));
+	for (size_t i = 0; c && i < b->n; i++)
+		if (ct_cleanup_deleted(c, i))
+			log_info("proxy: %s: deleted %zu stale UDP conntrack entries",
+				 b->changes[i].key, ct_cleanup_deleted(c, i));
+	ct_cleanup_free(c);
 }
 
 static void sync_now(struct proxy *p)
@@ -326,6 +383,7 @@ static void sync_now(struct proxy *p)
 		}
 		goto out; /* pending keeps the keys: the retry recomputes them */
 	}
+	clear_stale_udp(&b);
 	record(p, &b);
 	p->failures = 0;
 	p->first_sync_done = true;
@@ -377,6 +435,12 @@ static int free_plan(const char *key, void *value, void *ctx)
 	return 0;
 }
 
+static int free_value(const char *key, void *value, void *ctx)
+{
+	free(value);
+	return 0;
+}
+
 static int free_health(const char *key, void *value, void *ctx)
 {
 	health_stop(value);
@@ -397,9 +461,10 @@ struct proxy *proxy_new(struct server *srv, struct kcache *kc, const struct prox
 	p->opts.backend_cfg.services = opts->backend != NULL;
 	p->pending = hashmap_new();
 	p->applied = hashmap_new();
+	p->programmed = hashmap_new();
 	p->health = hashmap_new();
 	p->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (!p->pending || !p->applied || !p->health || p->timer_fd < 0 ||
+	if (!p->pending || !p->applied || !p->programmed || !p->health || p->timer_fd < 0 ||
 	    !(p->timer_w = server_fd_add(srv, p->timer_fd, EPOLLIN, on_timer, p))) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -440,6 +505,10 @@ void proxy_free(struct proxy *p)
 		hashmap_foreach(p->applied, free_plan, NULL);
 		hashmap_free(p->applied);
 	}
+	if (p->programmed) {
+		hashmap_foreach(p->programmed, free_value, NULL);
+		hashmap_free(p->programmed);
+	}
 	if (p->health) {
 		hashmap_foreach(p->health, free_health, NULL);
 		hashmap_free(p->health);
@@ -458,11 +527,19 @@ static int append_plan(const struct k8s_object *o, void *ctx)
 	struct status_ctx *sc = ctx;
 	char key[K8S_NAMESPACE_MAX + K8S_NAME_MAX + 2];
 	const struct plan_service *plan;
+	const struct programmed *pr;
+	json_t *j;
 
 	snprintf(key, sizeof(key), "%s/%s", o->meta.ns, o->meta.name);
 	plan = hashmap_get(sc->p->applied, key);
-	if (plan)
-		json_array_append_new(sc->list, plan_to_json(plan));
+	pr = hashmap_get(sc->p->programmed, key);
+	if (plan && (j = plan_to_json(plan))) {
+		if (pr) {
+			json_object_set_new(j, "generation", json_integer((json_int_t)pr->generation));
+			json_object_set_new(j, "programmedAt", json_integer(pr->at));
+		}
+		json_array_append_new(sc->list, j);
+	}
 	return 0;
 }
 

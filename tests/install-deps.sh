@@ -6,7 +6,7 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libmnl-dev libnftnl-dev libnl-3-dev libnl-route-3-dev libjansson-dev libbpf-dev
 nettle-dev libcurl4-openssl-dev libyaml-dev libcmocka-dev python3-pytest
 iproute2 iputils-ping nftables conntrack containernetworking-plugins
-podman runc busybox-static bpftool hyperfine iptables"
+podman runc busybox-static bpftool hyperfine iptables curl"
 
 missing=""
 for p in $PKGS; do

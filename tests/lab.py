@@ -19,6 +19,7 @@ import time
 NETNS_DIR = "/var/run/netns"
 CLONE_NEWNET = 0x40000000
 LAB_TAG = "bt"  # every namespace of ours starts with this
+OWNER_FILE = ".owner"  # in a lab's temp dir: the pid of the process that made it
 
 
 def _run(cmd, check=True, **kw):
@@ -93,7 +94,11 @@ class Lab:
         self.count = 0
         self.namespaces = []
         self.procs = []
+        self.cleanups = []  # callables run by close(), e.g. an in-process API server's stop
         self.tmp = tempfile.mkdtemp(prefix="berth-lab-")
+        # Whose it is, so that sweep() can remove it once that process is gone.
+        with open(os.path.join(self.tmp, OWNER_FILE), "w") as f:
+            f.write(str(os.getpid()))
 
     def name(self, kind):
         self.count += 1
@@ -119,6 +124,8 @@ class Lab:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(timeout=10)
+        for fn in reversed(self.cleanups):
+            fn()
         for ns in reversed(self.namespaces):
             ns.delete()
         self.reports = self.sanitizer_reports()
@@ -140,16 +147,103 @@ class Lab:
 
     @staticmethod
     def sweep():
-        """Remove namespaces that a killed earlier run left behind (its pid is gone)."""
-        if not os.path.isdir(NETNS_DIR):
-            return
-        for name in os.listdir(NETNS_DIR):
-            rest = name[len(LAB_TAG):]
-            pid = rest.split("x", 1)[0]
-            if not name.startswith(LAB_TAG) or not pid.isdigit() or "x" not in rest:
-                continue
-            if not os.path.exists(f"/proc/{pid}"):
+        """Remove what a killed earlier run left behind (its pid is gone): its namespaces,
+        the processes it started in them (agents, servers: they would keep a deleted
+        namespace alive), and its temp dir."""
+        if os.path.isdir(NETNS_DIR):
+            dead = []
+            for name in os.listdir(NETNS_DIR):
+                rest = name[len(LAB_TAG):]
+                pid = rest.split("x", 1)[0]
+                if not name.startswith(LAB_TAG) or not pid.isdigit() or "x" not in rest:
+                    continue
+                if not os.path.exists(f"/proc/{pid}"):
+                    dead.append(name)
+            for name in dead:
+                pids = _run(["ip", "netns", "pids", name], check=False).stdout.split()
+                for p in pids:
+                    with contextlib.suppress(ProcessLookupError, ValueError):
+                        os.kill(int(p), signal.SIGKILL)
+            for name in dead:
                 _run(["ip", "netns", "del", name], check=False)
+        Lab._sweep_cgroups()
+        tmp = tempfile.gettempdir()
+        with open("/proc/self/mountinfo") as f:
+            mounts = [line.split()[4] for line in f]
+        for d in sorted(os.listdir(tmp)):
+            if not d.startswith("berth-lab-"):
+                continue
+            try:
+                with open(os.path.join(tmp, d, OWNER_FILE)) as f:
+                    pid = f.read().strip()
+            except OSError:
+                continue
+            path = os.path.join(tmp, d)
+            if not pid.isdigit() or os.path.exists(f"/proc/{pid}"):
+                continue
+            Lab._sweep_podman_sandboxes(path)
+            # What podman mounted in it (a container's /dev/shm), deepest first.
+            for m in sorted((m for m in mounts if m.startswith(path + "/")), key=len,
+                            reverse=True):
+                _run(["umount", "-l", m], check=False)
+            with open("/proc/self/mountinfo") as f:
+                if any(line.split()[4].startswith(path + "/") for line in f):
+                    continue  # still mounted: never cut through a mount
+            shutil.rmtree(path, ignore_errors=True)
+
+
+    @staticmethod
+    def _sweep_podman_sandboxes(path):
+        """The netns podman made for containers of a dead run (/run/netns/netns-<uuid>):
+        named in each container's OCI config under the run's temp dir."""
+        for root, _, files in os.walk(path):
+            if "config.json" not in files or not root.endswith("/userdata"):
+                continue
+            try:
+                with open(os.path.join(root, "config.json")) as f:
+                    spaces = json.load(f)["linux"]["namespaces"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            for ns in spaces:
+                p = ns.get("path", "") if isinstance(ns, dict) else ""
+                name = os.path.basename(p)
+                if ns.get("type") == "network" and name.startswith("netns-") and \
+                        os.path.dirname(os.path.realpath(p)) == os.path.realpath(NETNS_DIR):
+                    _run(["ip", "netns", "del", name], check=False)
+
+    CGROUP_ROOT = "/sys/fs/cgroup"
+    CGROUP_PREFIX = "berth-test-"  # + a lab tag (or a namespace name): podman's cgroup parent
+
+    @staticmethod
+    def _sweep_cgroups():
+        """Kill what a dead run's podman left in its cgroups (conmon, containers), then
+        remove them: top-level cgroups named berth-test-<tag> whose owner pid is gone."""
+        if not os.path.isdir(Lab.CGROUP_ROOT):
+            return
+        for h in sorted(os.listdir(Lab.CGROUP_ROOT)):
+            root = os.path.join(Lab.CGROUP_ROOT, h)
+            if os.path.islink(root) or not os.path.isdir(root):
+                continue
+            for d in os.listdir(root):
+                rest = d[len(Lab.CGROUP_PREFIX) + len(LAB_TAG):]
+                pid = rest.split("x", 1)[0]
+                if not d.startswith(Lab.CGROUP_PREFIX + LAB_TAG) or not pid.isdigit() or \
+                        os.path.exists(f"/proc/{pid}"):
+                    continue
+                top = os.path.join(root, d)
+                for sub, _, _ in os.walk(top):
+                    with contextlib.suppress(OSError):
+                        with open(os.path.join(sub, "cgroup.procs")) as f:
+                            for p in f.read().split():
+                                with contextlib.suppress(ProcessLookupError):
+                                    os.kill(int(p), signal.SIGKILL)
+                for _ in range(50):  # killed tasks leave their cgroup asynchronously
+                    for sub, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
+                        with contextlib.suppress(OSError):
+                            os.rmdir(sub)
+                    if not os.path.exists(top):
+                        break
+                    time.sleep(0.05)
 
 
 def veth_pair(a, a_name, b, b_name):

@@ -9,7 +9,10 @@
  *             "snat": {"pod_cidrs": [...], "keep": [...], "to": "a.b.c.d"}},
  *  "steps": [{"op": "adopt"}, {"op": "apply", "full": bool, "services": [SVC...],
  *             "remove": ["ns/name"]}, {"op": "gen", "count": N, "eps": M},
- *            {"op": "gen_change", "index": I, "ep": J}, {"op": "cleanup"}]}
+ *            {"op": "gen_change", "index": I, "ep": J}, {"op": "gen_resize", "index": I,
+ *             "eps": M}, {"op": "cleanup"}]}
+ * gen_change moves endpoint J of generated service I to a fresh address;
+ * gen_resize gives it M endpoints (its first ones kept, new ones fresh).
  * SVC: {"ns", "name", "ports": [{"name", "proto", "frontends": [{"kind": "cluster|
  *       nodeport|external|lb", "addr", "port", "external"}], "cluster_eps": [{"addr",
  *       "port"}], "external_eps": [...], "external_local", "masquerade_external",
@@ -22,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "../../proxy/backend.h"
 
@@ -162,6 +166,32 @@ static struct plan_service *gen_service(size_t i, size_t n_eps, size_t bump)
 	return s;
 }
 
+/* Generated service p with m endpoints: the first ones kept, the others at fresh addresses (198.18.254.x). */
+static int resize(struct plan_service *p, size_t m, struct proxy_apply_stats *s, void *st,
+		  const struct proxy_backend_ops *ops, char *err, size_t errlen)
+{
+	struct plan_port *pp = &p->ports[0];
+	struct plan_endpoint *c = calloc(m ? m : 1, sizeof(*c)), *e = calloc(m ? m : 1, sizeof(*e));
+	struct proxy_change ch;
+	char key[128];
+
+	for (size_t i = 0; i < m; i++) {
+		c[i] = i < pp->n_cluster_eps ? pp->cluster_eps[i]
+					     : (struct plan_endpoint){ .addr.s_addr = htonl(0xc612fe00u + (uint32_t)i),
+								       .port = 8080 };
+		e[i] = c[i];
+	}
+	free(pp->cluster_eps);
+	free(pp->external_eps);
+	pp->cluster_eps = c;
+	pp->external_eps = e;
+	pp->n_cluster_eps = pp->n_external_eps = m;
+	pp->has_endpoints = m > 0;
+	snprintf(key, sizeof(key), "%s/%s", p->ns, p->name);
+	ch = (struct proxy_change){ .key = key, .old = p, .new = p };
+	return ops->apply(st, &ch, 1, 0, s, err, errlen);
+}
+
 static json_t *stats_json(const struct proxy_apply_stats *s)
 {
 	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "batches",
@@ -175,12 +205,32 @@ static json_t *stats_json(const struct proxy_apply_stats *s)
 			 "seconds", (double)s->elapsed_ns / 1e9);
 }
 
-static void report(const char *op, int ret, const char *err, const struct proxy_apply_stats *s)
+/* CPU time of this process (ours and the kernel's work in our syscalls), in seconds */
+static double cpu_now(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/*
+ * One line per step. "cpu_seconds" (user + system time of the step) is
+ * what the step costs on an idle machine; "seconds" is wall time, which
+ * other load on a shared machine inflates.
+ */
+static void report(const char *op, int ret, const char *err, const struct proxy_apply_stats *s,
+		   double cpu)
 {
 	json_t *o = json_pack("{s:s,s:i,s:s}", "op", op, "ret", ret, "err", err);
 
-	if (s)
-		json_object_set_new(o, "stats", stats_json(s));
+	if (s) {
+		json_t *js = stats_json(s);
+
+		json_object_set_new(js, "cpu_seconds", json_real(cpu));
+		json_object_set_new(o, "stats", js);
+	}
 	json_dumpf(o, stdout, JSON_COMPACT);
 	printf("\n");
 	fflush(stdout);
@@ -227,13 +277,14 @@ int main(void)
 			inet_pton(AF_INET, json_string_value(json_object_get(snat, "to")), &cfg.snat.to);
 	}
 	ret = ops->init(&st, &cfg, err, sizeof(err));
-	report("init", ret, err, NULL);
+	report("init", ret, err, NULL, 0);
 	if (ret)
 		goto out;
 	steps = json_object_get(root, "steps");
 	json_array_foreach(steps, i, step) {
 		const char *op = json_string_value(json_object_get(step, "op"));
 		struct proxy_apply_stats s = { 0 };
+		double cpu0 = cpu_now();
 
 		err[0] = '\0';
 		if (!strcmp(op, "adopt")) {
@@ -307,6 +358,11 @@ int main(void)
 				ch = (struct proxy_change){ .key = key, .old = gen[k], .new = gen[k] };
 				ret = ops->apply(st, &ch, 1, 0, &s, err, sizeof(err));
 			}
+		} else if (!strcmp(op, "gen_resize")) {
+			size_t k = (size_t)json_integer_value(json_object_get(step, "index"));
+			size_t m = (size_t)json_integer_value(json_object_get(step, "eps"));
+
+			ret = k < n_gen ? resize(gen[k], m, &s, st, ops, err, sizeof(err)) : -EINVAL;
 		} else if (!strcmp(op, "cleanup")) {
 			ret = ops->cleanup(st, err, sizeof(err));
 		} else if (!strcmp(op, "snat_off")) {
@@ -316,7 +372,7 @@ int main(void)
 		} else {
 			ret = -EINVAL;
 		}
-		report(op, ret, err, &s);
+		report(op, ret, err, &s, cpu_now() - cpu0);
 		if (ret && !json_is_true(json_object_get(step, "may_fail")))
 			rc = 1;
 	}

@@ -175,8 +175,15 @@ def test_ruleset_traffic_changes_adopt_cleanup(driver, topo, lab):
     assert {"service-ips", "service-nodeports", "no-endpoint-services", "no-endpoint-nodeports",
             "firewall-ips"} <= maps
     assert any(n.startswith("service-") and n.endswith("default/web/tcp/p") for n in names)
-    assert any(n.startswith("endpoint-") and "__198.18.3.2/8080" in n for n in names)
-    assert "numgen random mod 2 vmap @service-" in text
+    # endpoints are chosen by a numgen range in a shared map; the hairpin test is one rule
+    assert any(n.startswith("endpoints-tcp-") for n in maps) and "hairpin-endpoints" in text
+    assert "meta l4proto tcp dnat ip to numgen random mod 12252240 map @endpoints-tcp-" in text
+    assert "meta l4proto udp dnat ip to numgen random mod 12252240 " in text
+    assert ": 198.18.3.2 . 8080" in text and "198.18.3.2 . 198.18.3.2" in text
+    assert "ct status dnat ip saddr . ip daddr @hairpin-endpoints jump mark-for-masquerade" in text
+    # session affinity keeps kube-proxy's chain per endpoint (the update names the endpoint)
+    assert any(n.startswith("endpoint-") and "sticky/tcp/p__198.18.2.2/8080" in n for n in names)
+    assert "numgen random mod 1 vmap @service-" in text
     assert "dnat to 198.18.2.2:8080" in text
     assert "update @affinity-" in text
     print(node.run("nft", "list", "table", "ip", "berth").stdout)
@@ -213,6 +220,8 @@ def test_ruleset_traffic_changes_adopt_cleanup(driver, topo, lab):
     assert out[1]["stats"]["messages"] == 0, "a restart with unchanged plans must emit nothing"
     assert out[2]["stats"]["services_changed"] == 1
     assert 0 < out[2]["stats"]["messages"] <= 12, out[2]
+    # a count change is map elements only: no rule, no chain (no validation of the table)
+    assert out[2]["stats"]["rules_added"] == 0 and out[2]["stats"]["chains_replaced"] == 0, out[2]
     assert out[3]["stats"]["messages"] == 0
     assert set(client_run(client, "tcp", CIP, 80, 10)) == {"backend1"}
 
@@ -267,8 +276,10 @@ def test_scale_10k(driver, lab):
         {"op": "gen", "count": 10000, "eps": 10, "full": True},
         {"op": "gen_change", "index": 5000, "ep": 3},
         {"op": "gen_change", "index": 7000, "ep": 1},
-        {"op": "gen_change", "index": 7000, "ep": 1}], timeout=600)
-    cold, ch1, ch2, same = out
+        {"op": "gen_change", "index": 7000, "ep": 1},
+        {"op": "gen_resize", "index": 3000, "eps": 11},
+        {"op": "gen_resize", "index": 3000, "eps": 10}], timeout=600)
+    cold, ch1, ch2, same, grow, shrink = out
     print(f"\n10k x 10 cold start: {cold['stats']['seconds']:.2f}s, "
           f"{cold['stats']['messages']} messages in {cold['stats']['batches']} batches")
     print(f"one endpoint changed: {ch1['stats']['seconds'] * 1000:.1f} ms, "
@@ -277,12 +288,50 @@ def test_scale_10k(driver, lab):
     assert ch1["stats"]["services_changed"] == 1 and ch1["stats"]["messages"] <= 12
     assert ch2["stats"]["messages"] == ch1["stats"]["messages"], "constant per change"
     assert same["stats"]["messages"] == 0
+    # endpoints replaced or counted anew: the service's map elements only (no rule, no chain)
+    for st in (ch1["stats"], ch2["stats"], grow["stats"], shrink["stats"]):
+        assert st["rules_added"] == 0 and st["chains_added"] == st["chains_replaced"] == 0, st
+        assert st["services_changed"] == 1 and st["messages"] <= 4, st
+    print(f"endpoint count 10 -> 11 -> 10: {grow['stats']['seconds'] * 1000:.1f} ms, "
+          f"{shrink['stats']['seconds'] * 1000:.1f} ms")
     # restart: adopt the 10k table, unchanged plans emit nothing
     out = run_driver(driver, node, CONFIG, [{"op": "adopt"}, {"op": "gen", "count": 10000,
                                                               "eps": 10, "full": True}],
                      timeout=600)
     print(f"adopt: {out[0]['stats']['seconds']:.2f}s; restart apply: "
           f"{out[1]['stats']['messages']} messages (2 services differ from the generator)")
-    # services 5000 and 7000 were changed above and the generator restores them
+    # services 5000 and 7000 were changed above and the generator restores them (3000 is back)
     assert out[1]["stats"]["services_changed"] == 2
+    # and a restart with unchanged plans changes nothing
+    out = run_driver(driver, node, CONFIG, [{"op": "adopt"}, {"op": "gen", "count": 10000,
+                                                              "eps": 10, "full": True}],
+                     timeout=600)
+    assert out[1]["ret"] == 0 and out[1]["stats"]["messages"] == 0, out[1]
     print(f"total {time.time() - t0:.1f}s")
+
+
+def test_hairpin_pairs_follow_endpoint_references(driver, lab):
+    node = lab.netns("n")
+    a = svc("a", "tcp", 80, "198.19.0.20", [("198.18.2.2", 8080), ("198.18.2.3", 8080)])
+    b = svc("b", "udp", 53, "198.19.0.21", [("198.18.2.2", 5353)])
+
+    def pairs():
+        text = node.run("nft", "list", "set", "ip", "berth", "hairpin-endpoints").stdout
+        return {ip for ip in ("198.18.2.2", "198.18.2.3") if f"{ip} . {ip}" in text}
+
+    out = run_driver(driver, node, CONFIG, [{"op": "apply", "services": [a, b]}])
+    assert out[0]["ret"] == 0 and pairs() == {"198.18.2.2", "198.18.2.3"}
+    # a restart reads the set back: nothing to do
+    out = run_driver(driver, node, CONFIG, [{"op": "adopt"},
+                                            {"op": "apply", "full": True, "services": [a, b]}])
+    assert out[1]["stats"]["messages"] == 0, out[1]
+    # 198.18.2.2 is still b's endpoint when a goes; its pair goes with b
+    out = run_driver(driver, node, CONFIG, [{"op": "adopt"}, {"op": "apply", "remove": ["default/a"]}])
+    assert out[1]["ret"] == 0 and pairs() == {"198.18.2.2"}
+    out = run_driver(driver, node, CONFIG, [{"op": "adopt"}, {"op": "apply", "remove": ["default/b"]}])
+    assert out[1]["ret"] == 0 and pairs() == set()
+    # a pair the kernel holds that no range refers to (left by hand) is removed after adopt
+    node.run("nft", "add", "element", "ip", "berth", "hairpin-endpoints",
+             "{ 198.18.2.3 . 198.18.2.3 }")
+    out = run_driver(driver, node, CONFIG, [{"op": "adopt"}, {"op": "apply", "services": [b]}])
+    assert out[1]["ret"] == 0 and pairs() == {"198.18.2.2"}

@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from apiserver.kubeapi import KubeAPIServer
 from lab import Node, Pod, veth_pair, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -62,7 +63,9 @@ def eps(name, endpoints, ports):
 
 
 class ProxyLab:
-    def __init__(self, lab, backend):
+    """source: "manifests" (a directory the agent follows) or "api" (the test API server)."""
+
+    def __init__(self, lab, backend, source="manifests"):
         self.lab = lab
         fabric, outside, remote = lab.netns("f"), lab.netns("o"), lab.netns("r")
         self.fabric, self.outside, self.remote = fabric, outside, remote
@@ -87,7 +90,14 @@ class ProxyLab:
         self.mdir = os.path.join(lab.tmp, "manifests")
         os.makedirs(self.mdir)
         self.backend = backend
-        self.agent_args = ("--node-name", NODE, "--manifests", self.mdir, "--proxy", backend,
+        self.api = None
+        src = ("--manifests", self.mdir)
+        if source == "api":
+            self.api = KubeAPIServer(netns=self.node.ns.path, bookmark_interval=0.5).start()
+            lab.cleanups.append(self.api.stop)
+            src = ("--kubeconfig", self.api.kubeconfig(os.path.join(lab.tmp, "kubeconfig")),
+                   "--watch-stall-timeout", "2")
+        self.agent_args = ("--node-name", NODE, *src, "--proxy", backend,
                            "--service-cidr", SVC_CIDR, "--nodeport-addresses", "198.18.0.0/24",
                            "--metrics-addr", "127.0.0.1:0")
         self.node.start_agent(*self.agent_args)
@@ -133,10 +143,14 @@ class ProxyLab:
             svc("terminating", TERM, [port(80, 8080, name="http")]),
             eps("terminating", [(b, NODE, False)], [("http", 8080, "TCP")]),
         ]
-        with open(os.path.join(self.mdir, "services.json.tmp"), "w") as f:
-            json.dump({"apiVersion": "v1", "kind": "List", "items": objs}, f)
-        os.rename(os.path.join(self.mdir, "services.json.tmp"),
-                  os.path.join(self.mdir, "services.json"))
+        if self.api:
+            for o in objs:
+                self.api.apply("services" if o["kind"] == "Service" else "endpointslices", o)
+        else:
+            with open(os.path.join(self.mdir, "services.json.tmp"), "w") as f:
+                json.dump({"apiVersion": "v1", "kind": "List", "items": objs}, f)
+            os.rename(os.path.join(self.mdir, "services.json.tmp"),
+                      os.path.join(self.mdir, "services.json"))
         wait_for(self.programmed, timeout=10, what="the proxy to program the services")
 
     def programmed(self):
@@ -267,10 +281,75 @@ def test_restart_under_traffic_keeps_connections(plab):
 def test_rules_stay_on_exit_and_cleanup_removes_them(plab):
     plab.node.stop_agent()
     assert "table ip berth" in plab.node.ns.run("nft", "list", "tables").stdout
-    assert answers(plab.probe("client", "tcp", HAIR, 80)) == {("be-a", NODE_IP)} or True
+    # With no agent running, services still answer: the rules are the kernel's now.
+    got = answers(plab.probe("client", "tcp", WEB, 80, count=4))
+    assert got and {g[0] for g in got} <= {"be-a", "be-b", "remote"}, got
     r = plab.node.ns.run(os.path.join(plab.lab.bin_dir, "berth-agent"), "--cleanup")
     assert r.returncode == 0
     assert "table ip berth" not in plab.node.ns.run("nft", "list", "tables").stdout
+
+
+def test_berthctl_shows_programmed_services(plab):
+    a, b = plab.ip("be-a"), plab.ip("be-b")
+    out = plab.node.berthctl("services").stdout
+    lines = {line.split()[0]: line for line in out.split("Proxy: ", 1)[1].splitlines()[2:]
+             if line.strip() and not line.startswith(" ")}
+    assert out.split("Proxy: ", 1)[1].startswith("nftables, generation "), out
+    web = lines["test/web"]
+    for text in (f"{WEB}:80", f"{NODE_IP}:30080(NodePort)", f"{a}:8080", f"{b}:8080",
+                 f"{REMOTE_IP}:8080"):
+        assert text in web, web
+    assert "none: reject" in lines["test/noep"], lines["test/noep"]
+    # Local policies: internal side has nothing here, the outside side neither.
+    assert "none here: drop" in lines["test/remoteonly"], lines["test/remoteonly"]
+    # externalTrafficPolicy Local: external traffic only to the local endpoint.
+    assert lines["test/local"].endswith(f"| {a}:8080"), lines["test/local"]
+    # Each service's generation is the apply that last changed it.
+    programmed = {f"{s['namespace']}/{s['name']}": s
+                  for s in plab.node.berthctl_json("services")["proxy"]["services"]}
+    gen = programmed["test/web"]["generation"]
+    assert gen >= 1 and programmed["test/web"]["programmedAt"] > 0
+    objs = json.load(open(os.path.join(plab.mdir, "services.json")))
+    for o in objs["items"]:
+        if o["kind"] == "EndpointSlice" and o["metadata"]["name"] == "web-1":
+            o["endpoints"] = o["endpoints"][:2]
+    with open(os.path.join(plab.mdir, "services.json"), "w") as f:
+        json.dump(objs, f)
+
+    def reprogrammed():
+        now = {f"{s['namespace']}/{s['name']}": s
+               for s in plab.node.berthctl_json("services")["proxy"]["services"]}
+        return now["test/web"]["generation"] > gen and now
+    now = wait_for(reprogrammed, timeout=10, what="web to be reprogrammed")
+    assert REMOTE_IP not in json.dumps(now["test/web"]["ports"])
+    # ...and only web: the other services keep the generation they had.
+    assert now["test/noep"]["generation"] == programmed["test/noep"]["generation"]
+
+
+def test_api_server_trouble_never_flushes_rules(lab):
+    plab = ProxyLab(lab, BACKENDS[0], source="api")
+    before = plab.node.ns.run("nft", "list", "table", "ip", "berth").stdout
+    # Every list and watch fails and open watches drop: the agent retries, the rules stay.
+    plab.api.fail_requests(code=500, times=1000)
+    plab.api.drop_watches()
+    time.sleep(3)
+    assert plab.node.ns.run("nft", "list", "table", "ip", "berth").stdout == before
+    got = answers(plab.probe("client", "tcp", WEB, 80, count=4))
+    assert got and {g[0] for g in got} <= {"be-a", "be-b", "remote"}, got
+    # The server comes back having compacted its history: the agent relists (410) and,
+    # finding the same services, changes nothing in the kernel.
+    gen = plab.node.berthctl_json("services")["proxy"]["generation"]
+    plab.api.compact()
+    plab.api._faults.clear()
+    plab.api.drop_watches()
+    def relists():
+        res = plab.node.berthctl_json("status")["source"]["resources"]
+        return res["Service"]["relists"] > 0 and res["Service"]["synced"]
+    wait_for(relists, timeout=45, interval=0.5, what="a relist")
+    time.sleep(1)
+    assert plab.node.ns.run("nft", "list", "table", "ip", "berth").stdout == before
+    p = plab.node.berthctl_json("services")["proxy"]
+    assert p["generation"] == gen or p["lastApply"]["messages"] == 0, p
 
 
 def test_nft_decompiles(plab):

@@ -417,13 +417,13 @@ static const char eps_web[] =
 	"  {'addresses':['198.18.1.11'],'conditions':{'ready':true,'serving':true,'terminating':false},"
 	"   'nodeName':'node-a','zone':'zone-1','hostname':'web-0',"
 	"   'targetRef':{'kind':'Pod','namespace':'default','name':'web-7d9f8b6c5d-x2kq9','uid':'p-1'},"
-	"   'hints':{'forZones':[{'name':'zone-1'}]}},"
+	"   'hints':{'forZones':[{'name':'zone-1'},{'name':'zone-2'}],'forNodes':[{'name':'node-a'}]}},"
 	"  {'addresses':['198.18.1.12'],'conditions':{'ready':false,'serving':true,'terminating':true},"
 	"   'nodeName':'node-b.example.com'},"
-	"  {'addresses':['198.18.1.13'],'conditions':{'ready':false}},"
+	"  {'addresses':['198.18.1.13'],'conditions':{'ready':false},'hints':{'forZones':[]}},"
 	"  {'addresses':['198.18.1.14','198.18.1.15'],'conditions':{'serving':false,'terminating':null},"
 	"   'targetRef':{'kind':'Node','name':'node-c'}},"
-	"  {'addresses':['198.18.1.16'],'conditions':{}}]}";
+	"  {'addresses':['198.18.1.16'],'conditions':{},'hints':{'forNodes':null,'forZones':[{'name':''}]}}]}";
 
 static void test_endpointslice(void **state)
 {
@@ -456,6 +456,16 @@ static void test_endpointslice(void **state)
 	assert_string_equal(ep[1].node_name, "node-a");
 	assert_string_equal(ep[1].zone, "zone-1");
 	assert_string_equal(ep[1].target_pod, "web-7d9f8b6c5d-x2kq9");
+	/* Topology hints, in API order. */
+	assert_int_equal(ep[1].n_zone_hints, 2);
+	assert_string_equal(ep[1].zone_hints[0], "zone-1");
+	assert_string_equal(ep[1].zone_hints[1], "zone-2");
+	assert_int_equal(ep[1].n_node_hints, 1);
+	assert_string_equal(ep[1].node_hints[0], "node-a");
+	assert_int_equal(ep[0].n_zone_hints, 0);
+	assert_null(ep[0].zone_hints);
+	assert_int_equal(ep[0].n_node_hints, 0);
+	assert_null(ep[0].node_hints);
 	/* Terminating but still serving: the fallback kube-proxy uses. */
 	assert_false(ep[2].ready);
 	assert_true(ep[2].serving);
@@ -465,6 +475,9 @@ static void test_endpointslice(void **state)
 	assert_false(ep[3].ready);
 	assert_false(ep[3].serving);
 	assert_false(ep[3].terminating);
+	/* An empty hint list is no hint list. */
+	assert_int_equal(ep[3].n_zone_hints, 0);
+	assert_null(ep[3].zone_hints);
 	/* Several addresses; a targetRef to something else than a Pod names no pod. */
 	assert_int_equal(ep[4].n_addrs, 2);
 	assert_ip(ep[4].addrs[1], "198.18.1.15");
@@ -476,6 +489,10 @@ static void test_endpointslice(void **state)
 	assert_true(ep[5].ready);
 	assert_true(ep[5].serving);
 	assert_false(ep[5].terminating);
+	/* "" is a valid label value, so a valid zone hint (it matches no known zone). */
+	assert_int_equal(ep[5].n_zone_hints, 1);
+	assert_string_equal(ep[5].zone_hints[0], "");
+	assert_int_equal(ep[5].n_node_hints, 0);
 	assert_roundtrip(o);
 	k8s_object_free(o);
 }
@@ -752,6 +769,20 @@ static const struct {
 	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'nodeName':5}"), "endpoints[0].nodeName is a number, not a string" },
 	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'nodeName':'Node_1'}"), "endpoints[0].nodeName \"Node_1\" is not a DNS subdomain" },
 	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'zone':'us east'}"), "endpoints[0].zone \"us east\" is not a label value" },
+	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'hints':[]}"), "default/web-1: endpoints[0].hints is an array, not an object" },
+	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'hints':{'forZones':{'name':'z'}}}"), "endpoints[0].hints.forZones is an object, not an array" },
+	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'hints':{'forZones':['z']}}"), "endpoints[0].hints.forZones[0] is a string, not an object" },
+	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'hints':{'forZones':[{}]}}"), "endpoints[0].hints.forZones[0].name is missing" },
+	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'hints':{'forZones':[{'name':5}]}}"), "endpoints[0].hints.forZones[0].name is a number, not a string" },
+	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'hints':{'forZones':[{'name':'z1'},{'name':'us east'}]}}"), "endpoints[0].hints.forZones[1].name \"us east\" is not a label value" },
+	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'hints':{'forZones':[{'name':'z1'},{'name':'z1'}]}}"), "endpoints[0].hints.forZones[1].name \"z1\" is a duplicate" },
+	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'hints':{'forZones':[{'name':'z\\u0000'}]}}"), "endpoints[0].hints.forZones[0].name contains a NUL byte" },
+	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'hints':{'forNodes':'node-a'}}"), "endpoints[0].hints.forNodes is a string, not an array" },
+	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'hints':{'forNodes':[null]}}"), "endpoints[0].hints.forNodes[0] is null, not an object" },
+	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'hints':{'forNodes':[{'name':''}]}}"), "endpoints[0].hints.forNodes[0].name \"\" is not a DNS subdomain" },
+	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'hints':{'forNodes':[{'name':'Node_A'}]}}"), "endpoints[0].hints.forNodes[0].name \"Node_A\" is not a DNS subdomain" },
+	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'hints':{'forNodes':[{'name':'a'},{'name':'b'},{'name':'a'}]}}"), "endpoints[0].hints.forNodes[2].name \"a\" is a duplicate" },
+	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1']},{'addresses':['198.18.1.2'],'hints':{'forNodes':[{'name':true}]}}"), "endpoints[1].hints.forNodes[0].name is a boolean, not a string" },
 	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'targetRef':'pod'}"), "endpoints[0].targetRef is a string, not an object" },
 	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'targetRef':{'kind':'Pod','name':5}}"), "endpoints[0].targetRef.name is a number, not a string" },
 	{ K8S_ENDPOINTSLICE, EP("{'addresses':['198.18.1.1'],'targetRef':{'kind':1,'name':'p'}}"), "endpoints[0].targetRef.kind is a number, not a string" },
@@ -955,6 +986,166 @@ static void test_limits_arrays(void **state)
 	json_decref(v);
 }
 
+/* A slice whose one endpoint has n zone hints and n node hints, each of len bytes. */
+static json_t *eps_hints(size_t n, size_t len)
+{
+	json_t *v = J(EP("{'addresses':['198.18.1.1'],'hints':{'forZones':[],'forNodes':[]}}"));
+	json_t *h = json_object_get(json_array_get(json_object_get(v, "endpoints"), 0), "hints");
+	char name[K8S_NAME_MAX + 2];
+
+	assert_true(len >= 2 && len < sizeof(name));
+	for (size_t i = 0; i < n; i++) {
+		/* Distinct names of exactly len bytes: "a...a<i>" ending in a digit. */
+		memset(name, 'a', len);
+		name[len - 1] = (char)('0' + i % 10);
+		name[len - 2] = (char)('a' + i / 10);
+		name[len] = '\0';
+		json_array_append_new(json_object_get(h, "forZones"), json_pack("{s:s}", "name", name));
+		json_array_append_new(json_object_get(h, "forNodes"), json_pack("{s:s}", "name", name));
+	}
+	return v;
+}
+
+static void test_hints_limits(void **state)
+{
+	struct k8s_object *o;
+	char err[256];
+	json_t *v;
+
+	/* 8 of each, zone names at the label limit (63), node names at 63 too. */
+	v = eps_hints(K8S_MAX_HINTS, 63);
+	o = k8s_decode(K8S_ENDPOINTSLICE, v, err, sizeof(err));
+	if (!o)
+		fail_msg("%s", err);
+	assert_int_equal(o->eps.endpoints[0].n_zone_hints, K8S_MAX_HINTS);
+	assert_int_equal(o->eps.endpoints[0].n_node_hints, K8S_MAX_HINTS);
+	assert_int_equal(strlen(o->eps.endpoints[0].zone_hints[7]), 63);
+	assert_string_equal(o->eps.endpoints[0].zone_hints[7], o->eps.endpoints[0].node_hints[7]);
+	assert_roundtrip(o);
+	k8s_object_free(o);
+	json_decref(v);
+
+	v = eps_hints(K8S_MAX_HINTS + 1, 8);
+	refused_v(K8S_ENDPOINTSLICE, v,
+		  "default/web-1: endpoints[0].hints.forZones has 9 entries, more than the limit of 8",
+		  true, "9 hints");
+	json_decref(v);
+
+	/* A zone name is a label value (63 bytes at most). */
+	v = eps_hints(1, 64);
+	refused_v(K8S_ENDPOINTSLICE, v, "endpoints[0].hints.forZones[0].name is longer than 63 bytes",
+		  false, "long zone hint");
+	json_decref(v);
+
+	/* A node name is a DNS subdomain: 253 bytes, labels of 63 at most. */
+	v = J(EP("{'addresses':['198.18.1.1'],'hints':{'forNodes':[]}}"));
+	{
+		json_t *arr = json_object_get(
+			json_object_get(json_array_get(json_object_get(v, "endpoints"), 0), "hints"),
+			"forNodes");
+		char name[K8S_NAME_MAX + 2];
+
+		memset(name, 'n', sizeof(name));
+		for (size_t i = 50; i < K8S_NAME_MAX; i += 51)
+			name[i] = '.';
+		name[K8S_NAME_MAX + 1] = '\0';
+		json_array_append_new(arr, json_pack("{s:s}", "name", name));
+	}
+	refused_v(K8S_ENDPOINTSLICE, v, "endpoints[0].hints.forNodes[0].name is longer than 253 bytes",
+		  false, "long node hint");
+	json_decref(v);
+}
+
+/* Hints are modelled: a change is a change; their strings share the pool. */
+static void test_hints_equal_pool(void **state)
+{
+	static const char text[] =
+		"{'metadata':{'name':'web-1','namespace':'default','labels':{'kubernetes.io/service-name':'web'}},"
+		" 'addressType':'IPv4','ports':[{'name':'http','port':80}],"
+		" 'endpoints':[{'addresses':['198.18.1.1','198.18.1.5'],'nodeName':'node-a','zone':'z1',"
+		"               'hints':{'forZones':[{'name':'z1'}],'forNodes':[{'name':'node-a'}]}},"
+		"              {'addresses':['198.18.1.2'],'nodeName':'node-b','zone':'z1',"
+		"               'hints':{'forZones':[{'name':'z1'},{'name':'z2'}]}},"
+		"              {'addresses':['198.18.1.3'],'zone':'z2'}]}";
+	static const char *const changes[] = {
+		/* another zone, one more zone, a node hint added, none left */
+		"{'forZones':[{'name':'z2'}],'forNodes':[{'name':'node-a'}]}",
+		"{'forZones':[{'name':'z1'},{'name':'z3'}],'forNodes':[{'name':'node-a'}]}",
+		"{'forZones':[{'name':'z1'}],'forNodes':[{'name':'node-a'},{'name':'node-b'}]}",
+		"{'forZones':[{'name':'z1'}]}",
+		"{}",
+	};
+	struct k8s_object *a = decode_ok(K8S_ENDPOINTSLICE, text), *b;
+	const struct eps_endpoint *ep = a->eps.endpoints;
+	const char *pool = a->meta.pool;
+	char err[256];
+
+	/* Strings once: the zone and its hint, the node name and its hint. */
+	assert_non_null(pool);
+	assert_ptr_equal(ep[0].zone_hints[0], ep[0].zone);
+	assert_ptr_equal(ep[1].zone_hints[0], ep[0].zone);
+	assert_ptr_equal(ep[0].node_hints[0], ep[0].node_name);
+	assert_ptr_equal(ep[1].zone_hints[1], ep[2].zone);
+	/* Addresses first, then the hint arrays, pointer-aligned, inside the block. */
+	assert_ptr_equal(ep[0].addrs, (const void *)pool);
+	assert_int_equal((uintptr_t)ep[0].zone_hints % sizeof(char *), 0);
+	assert_ptr_equal(ep[0].zone_hints, (const void *)(pool + 4 * sizeof(struct in_addr)));
+	assert_ptr_equal(ep[0].node_hints, ep[0].zone_hints + 1);
+	assert_ptr_equal(ep[1].zone_hints, ep[0].node_hints + 1);
+	assert_null(ep[2].zone_hints);
+	assert_roundtrip(a);
+
+	for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+		json_t *v = J(text);
+
+		json_object_set_new(json_array_get(json_object_get(v, "endpoints"), 0), "hints",
+				    J(changes[i]));
+		b = k8s_decode(K8S_ENDPOINTSLICE, v, err, sizeof(err));
+		if (!b)
+			fail_msg("%s: %s", changes[i], err);
+		if (k8s_object_equal(a, b) || k8s_object_equal(b, a))
+			fail_msg("%s: equal to the original", changes[i]);
+		assert_roundtrip(b);
+		k8s_object_free(b);
+		json_decref(v);
+	}
+	/* An empty list equals an absent one. */
+	{
+		json_t *v = J(text);
+
+		json_object_set_new(json_array_get(json_object_get(v, "endpoints"), 2), "hints",
+				    J("{'forZones':[],'forNodes':null}"));
+		b = k8s_decode(K8S_ENDPOINTSLICE, v, err, sizeof(err));
+		assert_non_null(b);
+		assert_true(k8s_object_equal(a, b));
+		k8s_object_free(b);
+		json_decref(v);
+	}
+	k8s_object_free(a);
+}
+
+/* A hand-built endpoint with heap hints (no pool) frees cleanly. */
+static void test_hints_free_unpooled(void **state)
+{
+	struct k8s_object *o = calloc(1, sizeof(*o));
+	struct eps_endpoint *e;
+
+	assert_non_null(o);
+	o->kind = K8S_ENDPOINTSLICE;
+	o->eps.endpoints = calloc(1, sizeof(*o->eps.endpoints));
+	assert_non_null(o->eps.endpoints);
+	o->eps.n_endpoints = 1;
+	e = &o->eps.endpoints[0];
+	e->zone_hints = calloc(2, sizeof(char *));
+	e->node_hints = calloc(1, sizeof(char *));
+	assert_true(e->zone_hints && e->node_hints);
+	e->zone_hints[0] = strdup("z1");
+	e->n_zone_hints = 1; /* the second slot was never filled, as decode leaves it */
+	e->node_hints[0] = strdup("node-a");
+	e->n_node_hints = 1;
+	k8s_object_free(o); /* the leak checker has the last word */
+}
+
 /* --------------------------------------------------- equal, key, names */
 
 static void test_equal(void **state)
@@ -1084,6 +1275,9 @@ int main(void)
 		cmocka_unit_test(test_names_and_free),
 		cmocka_unit_test(test_pool),
 		cmocka_unit_test(test_free_partial),
+		cmocka_unit_test(test_hints_limits),
+		cmocka_unit_test(test_hints_equal_pool),
+		cmocka_unit_test(test_hints_free_unpooled),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -567,6 +567,145 @@ static void test_decode_add_reply(void **state)
 	assert_int_equal(add_reply("{\"ip\":\"\"}", &ar), -EINVAL);
 }
 
+#define ADD_REPLY_ETH1 "{\"ok\":true,\"ip\":\"198.19.0.33\",\"iface\":\"eth1\",\"table\":103"
+
+static void assert_cidr(struct proto_cidr c, const char *addr, unsigned int len)
+{
+	assert_ip(c.addr, addr);
+	assert_int_equal(c.len, len);
+}
+
+static void test_decode_add_reply_rule_to(void **state)
+{
+	struct proto_add_reply ar;
+
+	assert_int_equal(add_reply(ADD_REPLY_ETH1 "}", &ar), 0);
+	assert_int_equal(ar.n_rule_to, 0);
+	/* Empty: the single unrestricted rule, as absent. */
+	assert_int_equal(add_reply(ADD_REPLY_ETH1 ",\"ruleTo\":[]}", &ar), 0);
+	assert_int_equal(ar.n_rule_to, 0);
+	assert_int_equal(add_reply(ADD_REPLY_ETH1 ",\"ruleTo\":[\"198.18.0.0/15\",\"10.0.0.0/8\","
+				   "\"128.0.0.0/1\",\"192.0.2.7/32\"]}", &ar),
+			 0);
+	assert_int_equal(ar.n_rule_to, 4);
+	assert_cidr(ar.rule_to[0], "198.18.0.0", 15);
+	assert_cidr(ar.rule_to[1], "10.0.0.0", 8);
+	assert_cidr(ar.rule_to[2], "128.0.0.0", 1);
+	assert_cidr(ar.rule_to[3], "192.0.2.7", 32);
+	assert_string_equal(ar.iface, "eth1");
+	assert_int_equal(ar.table, 103);
+}
+
+static void test_decode_add_reply_rule_to_malformed(void **state)
+{
+	static const char *const bad[] = {
+		/* Not an array of strings. */
+		ADD_REPLY_ETH1 ",\"ruleTo\":\"198.18.0.0/15\"}",
+		ADD_REPLY_ETH1 ",\"ruleTo\":{}}",
+		ADD_REPLY_ETH1 ",\"ruleTo\":null}",
+		ADD_REPLY_ETH1 ",\"ruleTo\":[5]}",
+		ADD_REPLY_ETH1 ",\"ruleTo\":[[\"198.18.0.0/15\"]]}",
+		ADD_REPLY_ETH1 ",\"ruleTo\":[\"198.18.0.0/15\",null]}",
+		/* Not a CIDR. */
+		ADD_REPLY_ETH1 ",\"ruleTo\":[\"\"]}",
+		ADD_REPLY_ETH1 ",\"ruleTo\":[\"198.18.0.0\"]}",
+		ADD_REPLY_ETH1 ",\"ruleTo\":[\"198.18.0.0/\"]}",
+		ADD_REPLY_ETH1 ",\"ruleTo\":[\"198.18.0.0/33\"]}",
+		ADD_REPLY_ETH1 ",\"ruleTo\":[\"198.18.0.0/1x\"]}",
+		ADD_REPLY_ETH1 ",\"ruleTo\":[\"198.18.0/15\"]}",
+		ADD_REPLY_ETH1 ",\"ruleTo\":[\"256.18.0.0/15\"]}",
+		ADD_REPLY_ETH1 ",\"ruleTo\":[\"::/0\"]}",
+		ADD_REPLY_ETH1 ",\"ruleTo\":[\"198.18.0.0/15 \"]}",
+		ADD_REPLY_ETH1 ",\"ruleTo\":[\"198.18.0.0/15/16\"]}",
+		ADD_REPLY_ETH1 ",\"ruleTo\":[\"198.18.0.0.0/15\"]}",
+		/* Host bits set: the agent sends prefixes, not addresses. */
+		ADD_REPLY_ETH1 ",\"ruleTo\":[\"198.18.0.1/15\"]}",
+		ADD_REPLY_ETH1 ",\"ruleTo\":[\"198.19.0.0/15\"]}",
+		ADD_REPLY_ETH1 ",\"ruleTo\":[\"1.0.0.0/0\"]}",
+		/* Every destination is the unrestricted rule: an empty list says so. */
+		ADD_REPLY_ETH1 ",\"ruleTo\":[\"0.0.0.0/0\"]}",
+		ADD_REPLY_ETH1 ",\"ruleTo\":[\"10.0.0.0/8\",\"0.0.0.0/0\"]}",
+		/* A restriction of a rule that does not exist. */
+		"{\"ok\":true,\"ip\":\"198.18.1.5\",\"ruleTo\":[\"198.18.0.0/15\"]}",
+	};
+	struct proto_add_reply ar;
+	json_t *o;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (add_reply(bad[i], &ar) != -EINVAL)
+			fail_msg("add reply \"%s\" accepted", bad[i]);
+	/* A NUL inside: the C string would end before what jansson holds. */
+	o = json_loads(ADD_REPLY_ETH1 ",\"ruleTo\":[\"198.18.0.0/15\\u0000x\"]}", JSON_ALLOW_NUL,
+		       NULL);
+	assert_non_null(o);
+	assert_int_equal(proto_decode_add_reply(o, &ar), -EINVAL);
+	json_decref(o);
+}
+
+/* A JSON array of n distinct /32s: "10.0.0.0/32", "10.0.0.1/32", ... */
+static char *rule_to_list(size_t n)
+{
+	char *text = malloc(64 + n * 20), *p;
+
+	assert_non_null(text);
+	p = text + sprintf(text, ADD_REPLY_ETH1 ",\"ruleTo\":[");
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "%s\"10.0.%zu.%zu/32\"", i ? "," : "", i / 256, i % 256);
+	strcpy(p, "]}");
+	return text;
+}
+
+static void test_decode_add_reply_rule_to_limit(void **state)
+{
+	struct proto_add_reply ar;
+	char *text;
+
+	text = rule_to_list(PROTO_MAX_RULE_TO);
+	assert_int_equal(add_reply(text, &ar), 0);
+	assert_int_equal(ar.n_rule_to, PROTO_MAX_RULE_TO);
+	assert_cidr(ar.rule_to[PROTO_MAX_RULE_TO - 1], "10.0.0.63", 32);
+	free(text);
+	text = rule_to_list(PROTO_MAX_RULE_TO + 1);
+	assert_int_equal(add_reply(text, &ar), -EINVAL);
+	free(text);
+	text = rule_to_list(10000);
+	assert_int_equal(add_reply(text, &ar), -EINVAL);
+	free(text);
+}
+
+/* What the agent sets, the plugin reads back. */
+static void test_rule_to_roundtrip(void **state)
+{
+	struct proto_cidr to[PROTO_MAX_RULE_TO + 1];
+	struct proto_add_reply ar;
+	json_t *o = json_pack("{s:b,s:s,s:s,s:i}", "ok", 1, "ip", "198.19.0.33", "iface", "eth1",
+			      "table", 103);
+
+	assert_non_null(o);
+	assert_int_equal(proto_reply_set_rule_to(o, to, 0), 0);
+	assert_null(json_object_get(o, "ruleTo"));
+	for (size_t i = 0; i < PROTO_MAX_RULE_TO + 1; i++)
+		to[i] = (struct proto_cidr){ .addr.s_addr = htonl(0x0a000000u + ((uint32_t)i << 8)),
+					     .len = 24 };
+	to[1] = (struct proto_cidr){ .len = 32 };
+	inet_pton(AF_INET, "198.18.0.0", &to[2].addr);
+	to[2].len = 15;
+	assert_int_equal(proto_reply_set_rule_to(o, to, PROTO_MAX_RULE_TO + 1), -EINVAL);
+	assert_null(json_object_get(o, "ruleTo"));
+	assert_int_equal(proto_reply_set_rule_to(o, to, 3), 0);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(o, "ruleTo"), 2)),
+			    "198.18.0.0/15");
+	assert_int_equal(proto_decode_add_reply(o, &ar), 0);
+	assert_int_equal(ar.n_rule_to, 3);
+	assert_cidr(ar.rule_to[0], "10.0.0.0", 24);
+	assert_cidr(ar.rule_to[1], "0.0.0.0", 32);
+	assert_cidr(ar.rule_to[2], "198.18.0.0", 15);
+	assert_int_equal(proto_reply_set_rule_to(o, to, PROTO_MAX_RULE_TO), 0);
+	assert_int_equal(proto_decode_add_reply(o, &ar), 0);
+	assert_int_equal(ar.n_rule_to, PROTO_MAX_RULE_TO);
+	json_decref(o);
+}
+
 static void test_error_reply(void **state)
 {
 	json_t *r = proto_error_reply(11, "pool %s is %d%% used", "main", 100);
@@ -628,6 +767,10 @@ int main(void)
 		cmocka_unit_test(test_decode_reply),
 		cmocka_unit_test(test_decode_reply_malformed),
 		cmocka_unit_test(test_decode_add_reply),
+		cmocka_unit_test(test_decode_add_reply_rule_to),
+		cmocka_unit_test(test_decode_add_reply_rule_to_malformed),
+		cmocka_unit_test(test_decode_add_reply_rule_to_limit),
+		cmocka_unit_test(test_rule_to_roundtrip),
 		cmocka_unit_test(test_error_reply),
 		cmocka_unit_test(test_valid_ident_ifname),
 	};
