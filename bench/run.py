@@ -8,7 +8,11 @@ in bursts of 30 concurrent ADDs.
 API sync: berth-agent's initial list of 10k services / 100k endpoints from the
 test API server, against curl downloading the same lists (the floor: bytes
 over the wire), and the agent's peak RSS.
-Writes bench/results.md and prints it.
+Service proxy (bench/proxy_bench.py): full sync at 1k/10k/30k services and one
+endpoint change at 10k against kube-proxy's nftables and iptables modes, and the
+new-connection rate through a ClusterIP against a single DNAT rule and no NAT.
+Writes bench/results.md and prints it; `--sections` runs some sections only
+(and then writes results.md only when --out is given).
 """
 import argparse
 import json
@@ -23,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 from apiserver.kubeapi import KubeAPIServer  # noqa: E402
 from lab import Lab, Node  # noqa: E402
+import proxy_bench  # noqa: E402
 
 SERIAL = 60
 BURST = 30
@@ -44,7 +49,14 @@ def machine():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    return f"{os.cpu_count()} x {cpu}, kernel {platform.release()}"
+    mem = "?"
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB RAM"
+                break
+    return (f"{os.cpu_count()} cores x {cpu}, {mem}, kernel {platform.release()} "
+            f"({platform.node()})")
 
 
 def run_worker(node, job):
@@ -179,43 +191,80 @@ def table_sync(res):
     ])
 
 
+SECTIONS = ("cni", "sync", "proxy-sync", "proxy-datapath")
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin-dir", default=os.path.join(HERE, "..", "build"))
-    ap.add_argument("--out", default=os.path.join(HERE, "results.md"))
+    ap.add_argument("--out", default=None,
+                    help="report file (default bench/results.md when every section runs)")
+    ap.add_argument("--sections", default=",".join(SECTIONS),
+                    help=f"comma-separated subset of {','.join(SECTIONS)}")
+    ap.add_argument("--budget", type=float, default=555,
+                    help="seconds the whole run may take: the proxy sync section gives up the "
+                         "costliest repetitions (30k) to stay within it")
     args = ap.parse_args()
+    which = [w for w in args.sections.split(",") if w]
+    bad = [w for w in which if w not in SECTIONS]
+    if bad:
+        sys.exit(f"unknown sections {bad}; choose from {SECTIONS}")
+    out = args.out or (os.path.join(HERE, "results.md") if set(which) == set(SECTIONS) else None)
     if os.geteuid() != 0:
         sys.exit("make bench needs root: it creates network namespaces")
     Lab.sweep()
     lab = Lab(os.path.abspath(args.bin_dir))
     try:
         t0 = time.time()
-        cni = bench_cni(lab)
-        sync = bench_sync(lab)
+        t0_mono = time.monotonic()
         report = [
             "# berth benchmark report",
             "",
-            f"Machine: {machine()}. Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-            f" by `make bench` in {time.time() - t0:.0f} s.",
-            "",
-            f"## CNI ADD/DEL latency ({SERIAL} pods one at a time, {ROUNDS} bursts of {BURST})",
-            "",
-            "Wall time of each plugin process as the runtime sees it, spawned inside the node",
-            "namespace; berth and the peer interleaved in the same run.",
-            "",
-            table_cni(cni),
-            "",
-            "## API sync (test API server over TLS, 500 objects a page)",
-            "",
-            "Wall time from the agent's start to its log line saying every resource is synced,",
-            "beside curl downloading the same two collections unpaginated and discarding them.",
-            "",
-            table_sync(sync),
+            f"Machine: {machine()}; load average at start {os.getloadavg()[0]:.2f}.",
+            f"Tools: {proxy_bench.tool_versions()}.",
             "",
         ]
+        if "cni" in which:
+            log("cni: ADD/DEL ...")
+            cni = bench_cni(lab)
+            report += [
+                f"## CNI ADD/DEL latency ({SERIAL} pods one at a time, {ROUNDS} bursts of {BURST})",
+                "",
+                "Wall time of each plugin process as the runtime sees it, spawned inside the node",
+                "namespace; berth and the peer interleaved in the same run.",
+                "",
+                table_cni(cni),
+                "",
+            ]
+        if "sync" in which:
+            log("api sync ...")
+            sync = bench_sync(lab)
+            report += [
+                "## API sync (test API server over TLS, 500 objects a page)",
+                "",
+                "Wall time from the agent's start to its log line saying every resource is synced,",
+                "beside curl downloading the same two collections unpaginated and discarding them.",
+                "",
+                table_sync(sync),
+                "",
+            ]
+        proxy_which = [w.split("-", 1)[1] for w in which if w.startswith("proxy-")]
+        if proxy_which:
+            psync, pdp, perr = proxy_bench.run(lab, log, proxy_which,
+                                               deadline=t0_mono + args.budget)
+            report += proxy_bench.sections(psync, pdp, perr)
+        report.insert(3, f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
+                         f"`make bench` (sections: {', '.join(which)}) in {time.time() - t0:.0f} s; "
+                         f"load average at the end {os.getloadavg()[0]:.2f} (other work on the "
+                         "machine shows up as noise in every figure).")
         text = "\n".join(report)
-        with open(args.out, "w") as f:
-            f.write(text)
+        if out:
+            with open(out, "w") as f:
+                f.write(text)
         print(text)
     finally:
         lab.close()

@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from apiserver import objects
 from apiserver.kubeapi import KubeAPIServer
 from lab import Node, Pod, veth_pair, wait_for
 
@@ -339,6 +340,9 @@ def test_api_server_trouble_never_flushes_rules(lab):
     # The server comes back having compacted its history: the agent relists (410) and,
     # finding the same services, changes nothing in the kernel.
     gen = plab.node.berthctl_json("services")["proxy"]["generation"]
+    # Something unrelated happens first, so that what the agent saw is older than the
+    # compaction point (a watch from exactly that point would still be served).
+    plab.api.create("namespaces", objects.namespace("elsewhere"))
     plab.api.compact()
     plab.api._faults.clear()
     plab.api.drop_watches()
