@@ -10,7 +10,8 @@
    against `nft -f` of the transaction kube-proxy emits for that change.
 3. Data path: new TCP connections per second (one request per connection) and
    their latency from a client namespace to a server namespace, through a node
-   namespace holding berth's 10k-service table (target service last), through a
+   namespace holding berth's 10k-service table (target service last), through one
+   holding kube-proxy's nftables ruleset for the same 10k services, through a
    node with one hand-written `dnat to` rule (the floor any NAT proxy pays) and
    through a node with no rules at all (the pod address, no NAT).
 
@@ -59,10 +60,10 @@ CHANGES = 5  # one-endpoint changes per 10k ruleset (each on a different service
 CHANGE_AT = 10000  # the scale at which the change is measured
 CHANGE_ROUNDS = 1  # kube-proxy: CHANGE_ROUNDS x CHANGES changes (~1 s each at 10k)
 
-DP_SECONDS = 1.0
-DP_ROUNDS = 21
+DP_SECONDS = 0.5
+DP_ROUNDS = 41  # short rounds, many of them: the per-round ratios pair runs 2 s apart
 DP_SERVICES = 10000
-DP_RESERVE = 110  # seconds of the time budget kept for the data path
+DP_RESERVE = 150  # seconds of the time budget kept for the data path (~25 s of it kube-proxy's load)
 
 
 # ---------------------------------------------------------------- tools
@@ -289,8 +290,13 @@ def bench_sync(lab, driver, log, deadline=None):
 
 # ---------------------------------------------------------------- 3: data path
 
-PATHS = ("direct", "floor", "berth")
+PATHS = ("direct", "floor", "berth", "kube")  # node k's links: 198.18.1k.0/24, 198.18.2k.0/24
 FLOOR_VIP = "198.19.250.1"  # outside the generated ClusterIPs (198.19.0.1 + i)
+# kube-proxy's copy of the services sits at other ClusterIPs so the client can route it to
+# its own node: 198.19.128.1 + i, in 198.19.128.0/17 (more specific than berth's /16).
+KUBE_CIP_BASE = int(kr.ipaddress.IPv4Address("198.19.128.1"))
+KUBE_SERVICE_CIDR = "198.19.128.0/17"
+KUBE_POD_CIDR = f"198.18.1{PATHS.index('kube')}.0/24"  # its client's link: no masquerade either
 
 
 def bench_datapath(lab, driver, connrate, log):
@@ -320,12 +326,24 @@ def bench_datapath(lab, driver, connrate, log):
     client.run("ip", "route", "add", "198.18.128.0/17", "via", "198.18.10.1")  # direct
     client.run("ip", "route", "add", "198.19.250.0/24", "via", "198.18.11.1")  # floor
     client.run("ip", "route", "add", SERVICE_CIDR, "via", "198.18.12.1")  # berth
+    client.run("ip", "route", "add", KUBE_SERVICE_CIDR, "via", "198.18.13.1")  # kube-proxy
     nodes["floor"].run("nft", "-f", "-", input=(
         "table ip bbfloor {\n"
         "  chain pre { type nat hook prerouting priority -100; policy accept;\n"
         f"    ip daddr {FLOOR_VIP} tcp dport 80 dnat to {eps[0]}:8080\n"
         "  }\n}\n"))
-    paths, berth_error = PATHS, None
+    paths, berth_error, kube_error = PATHS, None, None
+    try:
+        t0 = time.monotonic()
+        for text in kr.nft_full_chunks(DP_SERVICES, EPS, KUBE_POD_CIDR, KUBE_SERVICE_CIDR,
+                                       cip_base=KUBE_CIP_BASE):
+            nodes["kube"].run("nft", "-f", "-", input=text, timeout=300)
+        log(f"  kube-proxy table: {DP_SERVICES} services loaded (in chunks) in "
+            f"{time.monotonic() - t0:.1f} s")
+    except (RuntimeError, subprocess.SubprocessError) as e:  # measure the others all the same
+        kube_error = (str(e).strip().splitlines() or ["?"])[0][:200]
+        paths = tuple(k for k in paths if k != "kube")
+        log(f"  kube-proxy's table failed to load: {kube_error}")
     try:
         wall, _, out = run_berth(driver, nodes["berth"],
                                  [{"op": "gen", "count": DP_SERVICES, "eps": EPS, "full": True}],
@@ -335,7 +353,7 @@ def bench_datapath(lab, driver, connrate, log):
         log(f"  berth table: {DP_SERVICES} services loaded in {wall:.1f} s")
     except RuntimeError as e:  # measure the peers all the same
         berth_error = (str(e).strip().splitlines() or ["?"])[0][:200]
-        paths = tuple(k for k in PATHS if k != "berth")
+        paths = tuple(k for k in paths if k != "berth")
         log(f"  berth table failed to load: {berth_error}")
     # Not pinned to CPUs: on a shared 2-core machine a pinned process starves behind
     # whatever else hogs its CPU in the kernel; the scheduler moves an unpinned one.
@@ -343,8 +361,9 @@ def bench_datapath(lab, driver, connrate, log):
     try:
         if srv.stdout.readline().strip() != "ready":
             raise RuntimeError("connrate server did not start")
-        dest = {"direct": eps[0], "floor": FLOOR_VIP, "berth": vip}
-        port = {"direct": "8080", "floor": "80", "berth": "80"}
+        dest = {"direct": eps[0], "floor": FLOOR_VIP, "berth": vip,
+                "kube": kr.cluster_ip(target, KUBE_CIP_BASE)}
+        port = {"direct": "8080", "floor": "80", "berth": "80", "kube": "80"}
 
         def once(kind, secs):
             r = client.run(connrate, dest[kind], port[kind], str(secs), timeout=secs + 30)
@@ -356,11 +375,15 @@ def bench_datapath(lab, driver, connrate, log):
                 berth_error = (f"no connection to ClusterIP {vip}:80 through berth's rules "
                                f"({w['errors']} failed)")
                 log(f"  {berth_error}")
+            elif w["conns"] == 0 and kind == "kube":
+                kube_error = f"no connection through kube-proxy's rules ({w['errors']} failed)"
+                log(f"  {kube_error}")
             elif w["conns"] == 0:
                 raise RuntimeError(f"no connection through the {kind} path: {w}")
-        paths = tuple(k for k in paths if k != "berth" or not berth_error)
+        paths = tuple(k for k in paths if not (k == "berth" and berth_error or
+                                               k == "kube" and kube_error))
         res = {kind: [] for kind in PATHS}
-        res["berth_error"] = berth_error
+        res["berth_error"], res["kube_error"] = berth_error, kube_error
         for rnd in range(DP_ROUNDS):
             # rotate the order each round so drift lands on every path alike
             k = rnd % len(paths)
@@ -462,43 +485,74 @@ def table_sync(res):
     return "\n".join(rows)
 
 
+PEERS = (("floor", "one hand-written `dnat to` rule (NAT floor)", "NAT floor"),
+         ("kube", "kube-proxy's nftables ruleset, same 10k services", "kube-proxy nftables"),
+         ("direct", "pod address, no NAT", "pod direct"))
+
+
+def _ratios(res, a, b):
+    return [x["rate"] / y["rate"] for x, y in zip(res[a], res[b]) if y["rate"]]
+
+
+def _paired(res, a, b):
+    """Median of the per-round rate ratios a/b (the paths of a round ran back to back, so
+    machine noise that hits a whole round cancels out)."""
+    return med(_ratios(res, a, b))
+
+
+def _spread(res, a, b):
+    """The per-round ratios' quartiles: how far one round is from another on this machine."""
+    xs = _ratios(res, a, b)
+    if len(xs) < 4:
+        return ""
+    q = statistics.quantiles(xs, n=4)
+    return f" (rounds: quartiles {q[0]:.3f}-{q[2]:.3f})"
+
+
 def table_datapath(res):
-    if res.get("berth_error"):
-        rows = ["| metric | berth ClusterIP | peer | peer's figure | ratio berth/peer | target |",
-                "|---|---|---|---|---|---|"]
-        for kind, name in (("floor", "one `dnat to` rule (NAT floor)"), ("direct", "pod address")):
-            f = {k: med([o[k] for o in res[kind]]) for k in ("rate", "p50_us", "p99_us")}
-            slow = sum(o["over_100ms"] for o in res[kind])
-            rows.append(f"| new connections/s; latency p50 / p99 | failed: `{res['berth_error']}` "
-                        f"| {name} | {f['rate']:.0f}/s; {f['p50_us']:.0f} / {f['p99_us']:.0f} us "
-                        f"({slow} connections > 100 ms) | n/a | ratio >= 0.97 vs the floor |")
-        return "\n".join(rows)
-    m = {k: {f: med([o[f] for o in res[k]]) for f in ("rate", "p50_us", "p99_us")}
-         for k in PATHS}
-    errors = {k: sum(o["errors"] for o in res[k]) for k in PATHS}
-    slow = {k: sum(o["over_100ms"] for o in res[k]) for k in PATHS}
-    # ratios paired by round (the paths of a round ran back to back), then the median:
-    # machine noise that hits a whole round cancels out
-    paired = {k: med([b["rate"] / p["rate"] for b, p in zip(res["berth"], res[k]) if p["rate"]])
-              for k in ("floor", "direct")}
-    b = m["berth"]
     rows = ["| metric | berth ClusterIP | peer | peer's figure | ratio berth/peer | target |",
             "|---|---|---|---|---|---|"]
-    for kind, name in (("floor", "one hand-written `dnat to` rule (NAT floor)"),
-                       ("direct", "pod address, no NAT")):
-        p = m[kind]
-        tgt = (f"ratio >= 0.97: {verdict(paired[kind] >= 0.97)}" if kind == "floor" else "")
+    have = [k for k, _, _ in PEERS if res[k]]
+    m = {k: {f: med([o[f] for o in res[k]]) for f in ("rate", "p50_us", "p99_us")}
+         for k in PATHS if res[k]}
+    errors = {k: sum(o["errors"] for o in res[k]) for k in PATHS}
+    slow = {k: sum(o["over_100ms"] for o in res[k]) for k in PATHS}
+    if res.get("berth_error"):
+        for kind, name, _ in PEERS:
+            if kind not in have:
+                continue
+            f, sl = m[kind], slow[kind]
+            rows.append(f"| new connections/s; latency p50 / p99 | failed: `{res['berth_error']}` "
+                        f"| {name} | {f['rate']:.0f}/s; {f['p50_us']:.0f} / {f['p99_us']:.0f} us "
+                        f"({sl} connections > 100 ms) | n/a | "
+                        f"{'ratio >= 0.97 vs the floor' if kind == 'floor' else ''} |")
+        return "\n".join(rows)
+    b = m["berth"]
+    for kind, name, _ in PEERS:
+        if kind not in have:
+            rows.append(f"| new connections/s | {b['rate']:.0f} | {name} | failed: "
+                        f"`{res.get(kind + '_error')}` | n/a | |")
+            continue
+        r = _paired(res, "berth", kind)
+        tgt = f"ratio >= 0.97: {verdict(r >= 0.97)}" if kind == "floor" else ""
         rows.append(f"| new connections/s (connect, 1-byte request, answer, close) | "
-                    f"{b['rate']:.0f} | {name} | {p['rate']:.0f} | {paired[kind]:.3f} | {tgt} |")
-    for kind, name in (("floor", "NAT floor"), ("direct", "pod direct")):
-        p = m[kind]
+                    f"{b['rate']:.0f} | {name} | {m[kind]['rate']:.0f} | {r:.3f}{_spread(res, 'berth', kind)} "
+                    f"| {tgt} |")
+    if "kube" in have:
+        rows.append(f"| new connections/s, kube-proxy's ruleset against the floor (reference) | "
+                    f"| kube-proxy / NAT floor | {m['kube']['rate']:.0f} / {m['floor']['rate']:.0f} "
+                    f"| ({_paired(res, 'kube', 'floor'):.3f} kube-proxy/floor{_spread(res, 'kube', 'floor')}) | |")
+    for kind, _, short in PEERS:
+        if kind not in have:
+            continue
         for f, label in (("p50_us", "p50"), ("p99_us", "p99")):
-            rows.append(f"| connection latency {label} | {b[f]:.0f} us | {name} | {p[f]:.0f} us | "
-                        f"{b[f] / p[f]:.3f} | |")
-    rows.append(f"| failed connections (all rounds) | {errors['berth']} | floor / direct | "
-                f"{errors['floor']} / {errors['direct']} | | 0 |")
-    rows.append(f"| connections slower than 100 ms (all rounds) | {slow['berth']} | floor / direct | "
-                f"{slow['floor']} / {slow['direct']} | | |")
+            rows.append(f"| connection latency {label} | {b[f]:.0f} us | {short} | "
+                        f"{m[kind][f]:.0f} us | {b[f] / m[kind][f]:.3f} | |")
+    names = " / ".join(k for k in have)
+    rows.append(f"| failed connections (all rounds) | {errors['berth']} | {names} | "
+                f"{' / '.join(str(errors[k]) for k in have)} | | 0 |")
+    rows.append(f"| connections slower than 100 ms (all rounds) | {slow['berth']} | {names} | "
+                f"{' / '.join(str(slow[k]) for k in have)} | | |")
     return "\n".join(rows)
 
 
@@ -554,14 +608,17 @@ def sections(sync, dp, errors=None):
         out += [
             "## Service proxy: data path (10k services present)",
             "",
-            "Client and server namespaces joined by three node namespaces that forward: one with",
+            "Client and server namespaces joined by four node namespaces that forward: one with",
             f"berth's table for {DP_SERVICES // 1000}k services x {EPS} endpoints (the target",
-            "service is the last one), one with a single `dnat to` rule, one with no rules. A C",
+            "service is the last one), one with kube-proxy's nftables ruleset for the same",
+            "services (bench/kube_rules.py, ClusterIPs moved to 198.19.128.0/17 so the client",
+            "routes them to that node), one with a single `dnat to` rule, one with no rules. A C",
             "client (bench/connrate.c) opens a new TCP connection per request (SO_LINGER 0),",
             f"for {DP_SECONDS:g} s per path, {DP_ROUNDS} rounds with the paths interleaved, one",
             "client and one single-threaded epoll server. Figures are medians over the rounds; the",
             "rate ratio is the median of the per-round ratios (the paths of a round ran back to",
-            "back, so noise from the rest of the machine cancels).",
+            "back, so noise from the rest of the machine cancels; rounds are short so that the",
+            "paths of a round run close together).",
             "",
             table_datapath(dp),
             "",

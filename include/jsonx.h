@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,17 @@ int jx_ipv4(const json_t *obj, const char *key, struct in_addr *out);
 
 /* Parse "a.b.c.d/len" (len 0..32, host bits must be zero unless allow_host). */
 int parse_ipv4_cidr(const char *s, struct in_addr *addr, unsigned int *plen, int allow_host);
+
+/*
+ * Builders that remember an allocation failure instead of checking each
+ * call: json_object_set_new and json_array_append_new take ownership of the
+ * value even when they fail, and accept a NULL value (they fail then), so
+ * the caller checks *oom once at the end.
+ */
+void jx_put(json_t *obj, const char *key, json_t *v, bool *oom);
+void jx_append(json_t *arr, json_t *v, bool *oom);
+/* A dotted-quad string (NULL on ENOMEM). */
+json_t *jx_ip_string(struct in_addr a);
 
 /* Decode at most max bytes of JSON text into an object; -EMSGSIZE when larger. */
 json_t *jx_loadb_object(const char *buf, size_t len, size_t max, char *err, size_t errlen);

@@ -135,3 +135,22 @@ json_t *jx_loadb_object(const char *buf, size_t len, size_t max, char *err, size
 	}
 	return root;
 }
+
+void jx_put(json_t *obj, const char *key, json_t *v, bool *oom)
+{
+	if (json_object_set_new(obj, key, v) < 0)
+		*oom = true;
+}
+
+void jx_append(json_t *arr, json_t *v, bool *oom)
+{
+	if (json_array_append_new(arr, v) < 0)
+		*oom = true;
+}
+
+json_t *jx_ip_string(struct in_addr a)
+{
+	char buf[INET_ADDRSTRLEN];
+
+	return json_string(inet_ntop(AF_INET, &a, buf, sizeof(buf)));
+}

@@ -1720,37 +1720,12 @@ bool k8s_object_equal(const struct k8s_object *a, const struct k8s_object *b)
 
 /* ------------------------------------------------------------- encoding */
 
-/*
- * Builders that remember an allocation failure instead of checking each
- * call: json_object_set_new and json_array_append_new take ownership of the
- * value even when they fail, and accept a NULL value (they fail then), so
- * the caller checks *oom once at the end.
- */
-static void put(json_t *obj, const char *key, json_t *v, bool *oom)
-{
-	if (json_object_set_new(obj, key, v) < 0)
-		*oom = true;
-}
-
-static void append(json_t *arr, json_t *v, bool *oom)
-{
-	if (json_array_append_new(arr, v) < 0)
-		*oom = true;
-}
-
-static json_t *ip_json(struct in_addr a)
-{
-	char buf[INET_ADDRSTRLEN];
-
-	return json_string(inet_ntop(AF_INET, &a, buf, sizeof(buf)));
-}
-
 static json_t *ip_array_json(const struct in_addr *ips, size_t n, bool *oom)
 {
 	json_t *arr = json_array();
 
 	for (size_t i = 0; i < n; i++)
-		append(arr, ip_json(ips[i]), oom);
+		jx_append(arr, jx_ip_string(ips[i]), oom);
 	return arr;
 }
 
@@ -1759,18 +1734,18 @@ static json_t *meta_json(const struct k8s_meta *m, const char *label_key, const 
 {
 	json_t *o = json_object();
 
-	put(o, "name", json_string(m->name ? m->name : ""), oom);
+	jx_put(o, "name", json_string(m->name ? m->name : ""), oom);
 	if (m->ns && *m->ns)
-		put(o, "namespace", json_string(m->ns), oom);
+		jx_put(o, "namespace", json_string(m->ns), oom);
 	if (m->uid && *m->uid)
-		put(o, "uid", json_string(m->uid), oom);
+		jx_put(o, "uid", json_string(m->uid), oom);
 	if (m->rv && *m->rv)
-		put(o, "resourceVersion", json_string(m->rv), oom);
+		jx_put(o, "resourceVersion", json_string(m->rv), oom);
 	if (label) {
 		json_t *labels = json_object();
 
-		put(labels, label_key, json_string(label), oom);
-		put(o, "labels", labels, oom);
+		jx_put(labels, label_key, json_string(label), oom);
+		jx_put(o, "labels", labels, oom);
 	}
 	return o;
 }
@@ -1796,41 +1771,41 @@ json_t *k8s_service_to_json(const struct k8s_service *s)
 	ports = json_array();
 	status = json_object();
 	lb = json_object();
-	put(root, "apiVersion", json_string("v1"), &oom);
-	put(root, "kind", json_string("Service"), &oom);
-	put(root, "metadata", meta_json(&s->meta, NULL, NULL, &oom), &oom);
-	put(root, "spec", spec, &oom);
-	put(root, "status", status, &oom);
-	put(status, "loadBalancer", lb, &oom);
+	jx_put(root, "apiVersion", json_string("v1"), &oom);
+	jx_put(root, "kind", json_string("Service"), &oom);
+	jx_put(root, "metadata", meta_json(&s->meta, NULL, NULL, &oom), &oom);
+	jx_put(root, "spec", spec, &oom);
+	jx_put(root, "status", status, &oom);
+	jx_put(status, "loadBalancer", lb, &oom);
 
-	put(spec, "type", json_string(enum_text(svc_type_names, ARRAY_SIZE(svc_type_names), (int)s->type)),
+	jx_put(spec, "type", json_string(enum_text(svc_type_names, ARRAY_SIZE(svc_type_names), (int)s->type)),
 	    &oom);
 	if (s->headless) {
-		put(spec, "clusterIP", json_string("None"), &oom);
-		put(spec, "clusterIPs", json_pack("[s]", "None"), &oom);
+		jx_put(spec, "clusterIP", json_string("None"), &oom);
+		jx_put(spec, "clusterIPs", json_pack("[s]", "None"), &oom);
 	} else if (s->n_cluster_ips) {
-		put(spec, "clusterIP", ip_json(s->cluster_ips[0]), &oom);
-		put(spec, "clusterIPs", ip_array_json(s->cluster_ips, s->n_cluster_ips, &oom), &oom);
+		jx_put(spec, "clusterIP", jx_ip_string(s->cluster_ips[0]), &oom);
+		jx_put(spec, "clusterIPs", ip_array_json(s->cluster_ips, s->n_cluster_ips, &oom), &oom);
 	}
-	put(spec, "ports", ports, &oom);
+	jx_put(spec, "ports", ports, &oom);
 	for (size_t i = 0; i < s->n_ports; i++) {
 		const struct svc_port *p = &s->ports[i];
 		json_t *jp = json_object();
 
 		if (p->name && *p->name)
-			put(jp, "name", json_string(p->name), &oom);
-		put(jp, "protocol", json_string(l4_proto_name(p->proto)), &oom);
-		put(jp, "port", json_integer(p->port), &oom);
-		put(jp, "targetPort",
+			jx_put(jp, "name", json_string(p->name), &oom);
+		jx_put(jp, "protocol", json_string(l4_proto_name(p->proto)), &oom);
+		jx_put(jp, "port", json_integer(p->port), &oom);
+		jx_put(jp, "targetPort",
 		    p->target_port_name ? json_string(p->target_port_name)
 					: json_integer(p->target_port),
 		    &oom);
 		if (p->node_port)
-			put(jp, "nodePort", json_integer(p->node_port), &oom);
-		append(ports, jp, &oom);
+			jx_put(jp, "nodePort", json_integer(p->node_port), &oom);
+		jx_append(ports, jp, &oom);
 	}
 	if (s->n_external_ips)
-		put(spec, "externalIPs", ip_array_json(s->external_ips, s->n_external_ips, &oom),
+		jx_put(spec, "externalIPs", ip_array_json(s->external_ips, s->n_external_ips, &oom),
 		    &oom);
 	if (s->n_source_ranges) {
 		json_t *ranges = json_array();
@@ -1840,38 +1815,38 @@ json_t *k8s_service_to_json(const struct k8s_service *s)
 
 			inet_ntop(AF_INET, &s->source_ranges[i].addr, buf, sizeof(buf));
 			snprintf(cidr, sizeof(cidr), "%s/%u", buf, s->source_ranges[i].len);
-			append(ranges, json_string(cidr), &oom);
+			jx_append(ranges, json_string(cidr), &oom);
 		}
-		put(spec, "loadBalancerSourceRanges", ranges, &oom);
+		jx_put(spec, "loadBalancerSourceRanges", ranges, &oom);
 	}
-	put(spec, "sessionAffinity",
+	jx_put(spec, "sessionAffinity",
 	    json_string(enum_text(affinity_names, ARRAY_SIZE(affinity_names), s->affinity_client_ip)),
 	    &oom);
 	if (s->affinity_client_ip)
-		put(spec, "sessionAffinityConfig",
+		jx_put(spec, "sessionAffinityConfig",
 		    json_pack("{s:{s:I}}", "clientIP", "timeoutSeconds",
 			      (json_int_t)s->affinity_timeout_s),
 		    &oom);
-	put(spec, "externalTrafficPolicy",
+	jx_put(spec, "externalTrafficPolicy",
 	    json_string(enum_text(policy_names, ARRAY_SIZE(policy_names), s->external_local)), &oom);
-	put(spec, "internalTrafficPolicy",
+	jx_put(spec, "internalTrafficPolicy",
 	    json_string(enum_text(policy_names, ARRAY_SIZE(policy_names), s->internal_local)), &oom);
 	if (s->health_check_node_port)
-		put(spec, "healthCheckNodePort", json_integer(s->health_check_node_port), &oom);
+		jx_put(spec, "healthCheckNodePort", json_integer(s->health_check_node_port), &oom);
 
 	if (s->n_lb_ingress) {
 		ingress = json_array();
 		for (size_t i = 0; i < s->n_lb_ingress; i++) {
 			json_t *ji = json_object();
 
-			put(ji, "ip", ip_json(s->lb_ingress[i].ip), &oom);
-			put(ji, "ipMode",
+			jx_put(ji, "ip", jx_ip_string(s->lb_ingress[i].ip), &oom);
+			jx_put(ji, "ipMode",
 			    json_string(enum_text(ip_mode_names, ARRAY_SIZE(ip_mode_names),
 						  s->lb_ingress[i].ip_mode_proxy)),
 			    &oom);
-			append(ingress, ji, &oom);
+			jx_append(ingress, ji, &oom);
 		}
-		put(lb, "ingress", ingress, &oom);
+		jx_put(lb, "ingress", ingress, &oom);
 	}
 	return finish(root, oom);
 }
@@ -1882,7 +1857,7 @@ static json_t *hint_names_json(char *const *names, size_t n, bool *oom)
 	json_t *arr = json_array();
 
 	for (size_t i = 0; i < n; i++)
-		append(arr, json_pack("{s:s}", "name", names[i]), oom);
+		jx_append(arr, json_pack("{s:s}", "name", names[i]), oom);
 	return arr;
 }
 
@@ -1891,9 +1866,9 @@ static json_t *hints_json(const struct eps_endpoint *ep, bool *oom)
 	json_t *h = json_object();
 
 	if (ep->n_zone_hints)
-		put(h, "forZones", hint_names_json(ep->zone_hints, ep->n_zone_hints, oom), oom);
+		jx_put(h, "forZones", hint_names_json(ep->zone_hints, ep->n_zone_hints, oom), oom);
 	if (ep->n_node_hints)
-		put(h, "forNodes", hint_names_json(ep->node_hints, ep->n_node_hints, oom), oom);
+		jx_put(h, "forNodes", hint_names_json(ep->node_hints, ep->n_node_hints, oom), oom);
 	return h;
 }
 
@@ -1907,45 +1882,45 @@ json_t *k8s_endpointslice_to_json(const struct k8s_endpointslice *e)
 	root = json_object();
 	ports = json_array();
 	eps = json_array();
-	put(root, "apiVersion", json_string("discovery.k8s.io/v1"), &oom);
-	put(root, "kind", json_string("EndpointSlice"), &oom);
-	put(root, "metadata", meta_json(&e->meta, LABEL_SERVICE_NAME, e->service, &oom), &oom);
+	jx_put(root, "apiVersion", json_string("discovery.k8s.io/v1"), &oom);
+	jx_put(root, "kind", json_string("EndpointSlice"), &oom);
+	jx_put(root, "metadata", meta_json(&e->meta, LABEL_SERVICE_NAME, e->service, &oom), &oom);
 	/* The model keeps only "IPv4 or not": non-IPv4 slices come back as IPv6, and empty. */
-	put(root, "addressType", json_string(e->ipv4 ? "IPv4" : "IPv6"), &oom);
-	put(root, "ports", ports, &oom);
-	put(root, "endpoints", eps, &oom);
+	jx_put(root, "addressType", json_string(e->ipv4 ? "IPv4" : "IPv6"), &oom);
+	jx_put(root, "ports", ports, &oom);
+	jx_put(root, "endpoints", eps, &oom);
 	for (size_t i = 0; i < e->n_ports; i++) {
 		const struct eps_port *p = &e->ports[i];
 		json_t *jp = json_object();
 
 		/* The API shape: name is a pointer the controller sets to "" for unnamed ports. */
-		put(jp, "name", json_string(p->name ? p->name : ""), &oom);
-		put(jp, "protocol", json_string(l4_proto_name(p->proto)), &oom);
+		jx_put(jp, "name", json_string(p->name ? p->name : ""), &oom);
+		jx_put(jp, "protocol", json_string(l4_proto_name(p->proto)), &oom);
 		if (p->port)
-			put(jp, "port", json_integer(p->port), &oom);
-		append(ports, jp, &oom);
+			jx_put(jp, "port", json_integer(p->port), &oom);
+		jx_append(ports, jp, &oom);
 	}
 	for (size_t i = 0; i < e->n_endpoints; i++) {
 		const struct eps_endpoint *ep = &e->endpoints[i];
 		json_t *je = json_object();
 
-		put(je, "addresses", ip_array_json(ep->addrs, ep->n_addrs, &oom), &oom);
-		put(je, "conditions",
+		jx_put(je, "addresses", ip_array_json(ep->addrs, ep->n_addrs, &oom), &oom);
+		jx_put(je, "conditions",
 		    json_pack("{s:b,s:b,s:b}", "ready", ep->ready, "serving", ep->serving,
 			      "terminating", ep->terminating),
 		    &oom);
 		if (ep->node_name)
-			put(je, "nodeName", json_string(ep->node_name), &oom);
+			jx_put(je, "nodeName", json_string(ep->node_name), &oom);
 		if (ep->zone)
-			put(je, "zone", json_string(ep->zone), &oom);
+			jx_put(je, "zone", json_string(ep->zone), &oom);
 		if (ep->n_zone_hints || ep->n_node_hints)
-			put(je, "hints", hints_json(ep, &oom), &oom);
+			jx_put(je, "hints", hints_json(ep, &oom), &oom);
 		if (ep->target_pod)
-			put(je, "targetRef",
+			jx_put(je, "targetRef",
 			    json_pack("{s:s,s:s,s:s}", "kind", "Pod", "namespace",
 				      e->meta.ns ? e->meta.ns : "", "name", ep->target_pod),
 			    &oom);
-		append(eps, je, &oom);
+		jx_append(eps, je, &oom);
 	}
 	return finish(root, oom);
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonx.h"
 #include "plan.h"
 
 /* ------------------------------------------------------------- helpers */
@@ -746,30 +747,6 @@ bool plan_equal(const struct plan_service *a, const struct plan_service *b)
 
 /* ----------------------------------------------------------------- JSON */
 
-/*
- * As in k8s_decode.c: json_object_set_new and json_array_append_new take
- * the value even when they fail and fail on a NULL value, so one flag
- * records any allocation failure and is checked once at the end.
- */
-static void put(json_t *obj, const char *key, json_t *v, bool *oom)
-{
-	if (json_object_set_new(obj, key, v) < 0)
-		*oom = true;
-}
-
-static void append(json_t *arr, json_t *v, bool *oom)
-{
-	if (json_array_append_new(arr, v) < 0)
-		*oom = true;
-}
-
-static json_t *ip_json(struct in_addr a)
-{
-	char buf[INET_ADDRSTRLEN];
-
-	return json_string(inet_ntop(AF_INET, &a, buf, sizeof(buf)));
-}
-
 static const char *fe_kind_name(enum frontend_kind k)
 {
 	switch (k) {
@@ -793,11 +770,11 @@ static json_t *frontends_json(const struct plan_port *pp, bool *oom)
 		const struct plan_frontend *f = &pp->frontends[i];
 		json_t *o = json_object();
 
-		put(o, "kind", json_string(fe_kind_name(f->kind)), oom);
-		put(o, "addr", ip_json(f->addr), oom);
-		put(o, "port", json_integer(f->port), oom);
-		put(o, "external", json_boolean(f->external), oom);
-		append(arr, o, oom);
+		jx_put(o, "kind", json_string(fe_kind_name(f->kind)), oom);
+		jx_put(o, "addr", jx_ip_string(f->addr), oom);
+		jx_put(o, "port", json_integer(f->port), oom);
+		jx_put(o, "external", json_boolean(f->external), oom);
+		jx_append(arr, o, oom);
 	}
 	return arr;
 }
@@ -809,10 +786,10 @@ static json_t *eps_json(const struct plan_endpoint *e, size_t n, bool *oom)
 	for (size_t i = 0; i < n; i++) {
 		json_t *o = json_object();
 
-		put(o, "addr", ip_json(e[i].addr), oom);
-		put(o, "port", json_integer(e[i].port), oom);
-		put(o, "local", json_boolean(e[i].local), oom);
-		append(arr, o, oom);
+		jx_put(o, "addr", jx_ip_string(e[i].addr), oom);
+		jx_put(o, "port", json_integer(e[i].port), oom);
+		jx_put(o, "local", json_boolean(e[i].local), oom);
+		jx_append(arr, o, oom);
 	}
 	return arr;
 }
@@ -826,7 +803,7 @@ static json_t *ranges_json(const struct ipv4_cidr *c, size_t n, bool *oom)
 
 		inet_ntop(AF_INET, &c[i].addr, buf, sizeof(buf));
 		snprintf(text, sizeof(text), "%s/%u", buf, c[i].len);
-		append(arr, json_string(text), oom);
+		jx_append(arr, json_string(text), oom);
 	}
 	return arr;
 }
@@ -835,20 +812,20 @@ static json_t *port_json(const struct plan_port *pp, bool *oom)
 {
 	json_t *o = json_object();
 
-	put(o, "name", json_string(pp->name ? pp->name : ""), oom);
-	put(o, "protocol", json_string(l4_proto_name(pp->proto)), oom);
-	put(o, "frontends", frontends_json(pp, oom), oom);
-	put(o, "has_endpoints", json_boolean(pp->has_endpoints), oom);
-	put(o, "cluster_endpoints", eps_json(pp->cluster_eps, pp->n_cluster_eps, oom), oom);
-	put(o, "external_endpoints", eps_json(pp->external_eps, pp->n_external_eps, oom), oom);
-	put(o, "short_circuit_endpoints",
+	jx_put(o, "name", json_string(pp->name ? pp->name : ""), oom);
+	jx_put(o, "protocol", json_string(l4_proto_name(pp->proto)), oom);
+	jx_put(o, "frontends", frontends_json(pp, oom), oom);
+	jx_put(o, "has_endpoints", json_boolean(pp->has_endpoints), oom);
+	jx_put(o, "cluster_endpoints", eps_json(pp->cluster_eps, pp->n_cluster_eps, oom), oom);
+	jx_put(o, "external_endpoints", eps_json(pp->external_eps, pp->n_external_eps, oom), oom);
+	jx_put(o, "short_circuit_endpoints",
 	    eps_json(pp->short_circuit_eps, pp->n_short_circuit_eps, oom), oom);
-	put(o, "internal_local", json_boolean(pp->internal_local), oom);
-	put(o, "external_local", json_boolean(pp->external_local), oom);
-	put(o, "masquerade_external", json_boolean(pp->masquerade_external), oom);
-	put(o, "masquerade_all", json_boolean(pp->masquerade_all), oom);
-	put(o, "affinity_timeout_s", json_integer(pp->affinity_timeout_s), oom);
-	put(o, "source_ranges", ranges_json(pp->source_ranges, pp->n_source_ranges, oom), oom);
+	jx_put(o, "internal_local", json_boolean(pp->internal_local), oom);
+	jx_put(o, "external_local", json_boolean(pp->external_local), oom);
+	jx_put(o, "masquerade_external", json_boolean(pp->masquerade_external), oom);
+	jx_put(o, "masquerade_all", json_boolean(pp->masquerade_all), oom);
+	jx_put(o, "affinity_timeout_s", json_integer(pp->affinity_timeout_s), oom);
+	jx_put(o, "source_ranges", ranges_json(pp->source_ranges, pp->n_source_ranges, oom), oom);
 	return o;
 }
 
@@ -861,13 +838,13 @@ json_t *plan_to_json(const struct plan_service *p)
 		return NULL;
 	root = json_object();
 	ports = json_array();
-	put(root, "namespace", json_string(p->ns ? p->ns : ""), &oom);
-	put(root, "name", json_string(p->name ? p->name : ""), &oom);
-	put(root, "health_check_node_port", json_integer(p->health_check_node_port), &oom);
-	put(root, "local_endpoints", json_integer((json_int_t)p->n_local_endpoints), &oom);
-	put(root, "ports", ports, &oom);
+	jx_put(root, "namespace", json_string(p->ns ? p->ns : ""), &oom);
+	jx_put(root, "name", json_string(p->name ? p->name : ""), &oom);
+	jx_put(root, "health_check_node_port", json_integer(p->health_check_node_port), &oom);
+	jx_put(root, "local_endpoints", json_integer((json_int_t)p->n_local_endpoints), &oom);
+	jx_put(root, "ports", ports, &oom);
 	for (size_t i = 0; i < p->n_ports; i++)
-		append(ports, port_json(&p->ports[i], &oom), &oom);
+		jx_append(ports, port_json(&p->ports[i], &oom), &oom);
 	if (oom || !root) {
 		json_decref(root);
 		return NULL;

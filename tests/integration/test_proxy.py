@@ -120,8 +120,10 @@ class ProxyLab:
 
     def write_services(self):
         a, b = self.ip("be-a"), self.ip("be-b")
-        web_ports = [port(80, 8080, name="http", node_port=30080), port(53, 5353, "UDP", name="dns")]
-        slice_ports = [("http", 8080, "TCP"), ("dns", 5353, "UDP")]
+        # SCTP: programmed like the others; this kernel has no SCTP sockets to send with.
+        web_ports = [port(80, 8080, name="http", node_port=30080), port(53, 5353, "UDP", name="dns"),
+                     port(9, 9000, "SCTP", name="sctp")]
+        slice_ports = [("http", 8080, "TCP"), ("dns", 5353, "UDP"), ("sctp", 9000, "SCTP")]
         objs = [
             svc("web", WEB, web_ports, type="NodePort"),
             eps("web", [(a, NODE, True), (b, NODE, True), (REMOTE_IP, "node-b", True)], slice_ports),
@@ -359,6 +361,9 @@ def test_api_server_trouble_never_flushes_rules(lab):
 def test_nft_decompiles(plab):
     # nft itself must be able to read back every rule berth wrote.
     text = plab.node.ns.run("nft", "list", "table", "ip", "berth").stdout
-    assert "numgen random mod" in text and "dnat to" in text
+    assert "numgen random mod" in text and "dnat" in text
+    # The SCTP port of web: dispatched by address . protocol . port like TCP and UDP.
+    assert f"{WEB} . sctp . 9 : goto service-" in text, text
+    assert "meta l4proto sctp dnat ip to numgen random" in text, text
     doc = json.loads(plab.node.ns.run("nft", "-j", "list", "ruleset").stdout)
     assert any("rule" in item for item in doc["nftables"])
