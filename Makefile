@@ -57,17 +57,24 @@ $(O)/%.o: %.c
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(O)/berth-cni: $(CNI_OBJS) $(LIB_OBJS)
+# lib/ as an archive: each program links only the objects it uses, and with
+# --as-needed loads only their libraries (the plugin runs once per pod: every
+# shared library it maps costs start-up time).
+$(O)/libberth.a: $(LIB_OBJS)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(O)/berth-cni: $(CNI_OBJS) $(O)/libberth.a
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -Wl,--as-needed -o $@ $^ $(PKG_LIBS)
 
 $(O)/berth-agent: $(AGENT_OBJS) $(LIB_OBJS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(O)/berthctl: $(CTL_OBJS) $(LIB_OBJS)
+$(O)/berthctl: $(CTL_OBJS) $(O)/libberth.a
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -Wl,--as-needed -o $@ $^ $(PKG_LIBS)
 
 $(O)/tests/unit/%: $(O)/tests/unit/%.o $(TESTABLE_OBJS)
 	@$(if $(Q),echo "  LD      $@")
