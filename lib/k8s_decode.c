@@ -660,22 +660,34 @@ static int decode_target_port(struct dec *d, const json_t *p, const char *path,
 	return dup_str(d, s, &sp->target_port_name);
 }
 
-static int decode_svc_port(struct dec *d, const json_t *p, const char *path, struct svc_port *sp)
+/* What a Service port and an EndpointSlice port share: an object, a name, a protocol. */
+static int decode_port_head(struct dec *d, const json_t *p, const char *path, char **name,
+			    enum l4_proto *proto)
 {
-	int proto = L4_TCP;
-	uint64_t u;
+	int v = L4_TCP;
 	int r;
 
 	if (!json_is_object(p))
 		return fail(d, "%s is %s, not an object", path, type_name(p));
-	r = get_port_name(d, p, path, &sp->name);
+	r = get_port_name(d, p, path, name);
 	if (r < 0)
 		return r;
 	r = get_enum(d, p, path, "protocol", proto_names, ARRAY_SIZE(proto_names),
-		     "TCP, UDP or SCTP", &proto);
+		     "TCP, UDP or SCTP", &v);
 	if (r < 0)
 		return r;
-	sp->proto = (enum l4_proto)proto;
+	*proto = (enum l4_proto)v;
+	return 0;
+}
+
+static int decode_svc_port(struct dec *d, const json_t *p, const char *path, struct svc_port *sp)
+{
+	uint64_t u;
+	int r;
+
+	r = decode_port_head(d, p, path, &sp->name, &sp->proto);
+	if (r < 0)
+		return r;
 	r = get_uint(d, p, path, "port", 1, 65535, &u);
 	if (r == -ENOENT)
 		return fail(d, "%s.port is missing", path);
@@ -936,20 +948,12 @@ static int decode_service(struct dec *d, const json_t *obj, struct k8s_service *
 
 static int decode_eps_port(struct dec *d, const json_t *p, const char *path, struct eps_port *ep)
 {
-	int proto = L4_TCP;
 	uint64_t u;
 	int r;
 
-	if (!json_is_object(p))
-		return fail(d, "%s is %s, not an object", path, type_name(p));
-	r = get_port_name(d, p, path, &ep->name);
+	r = decode_port_head(d, p, path, &ep->name, &ep->proto);
 	if (r < 0)
 		return r;
-	r = get_enum(d, p, path, "protocol", proto_names, ARRAY_SIZE(proto_names),
-		     "TCP, UDP or SCTP", &proto);
-	if (r < 0)
-		return r;
-	ep->proto = (enum l4_proto)proto;
 	/* An absent port means "all ports" (0 in the model). */
 	r = get_uint(d, p, path, "port", 1, 65535, &u);
 	if (r < 0 && r != -ENOENT)

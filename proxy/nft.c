@@ -279,6 +279,13 @@ struct idset {
 	struct hashmap *m;
 };
 
+/* Note that this service still wants object id (what it no longer names is removed). */
+static int own_id(struct owned *ids, const char *id)
+{
+	ids->ids[ids->n] = strdup(id);
+	return ids->ids[ids->n++] ? 0 : -ENOMEM;
+}
+
 static int reconcile_chain(struct nft_state *st, const char *owner, struct want_chain *c,
 			   struct owned *ids)
 {
@@ -288,8 +295,7 @@ static int reconcile_chain(struct nft_state *st, const char *owner, struct want_
 	int ret = 0;
 
 	snprintf(id, sizeof(id), "c/%s", c->name);
-	ids->ids[ids->n] = strdup(id);
-	if (!ids->ids[ids->n++])
+	if (own_id(ids, id) < 0)
 		return -ENOMEM;
 	o = hashmap_get(st->objs, id);
 	if (o && o->hash == h && o->kind == OBJ_CHAIN)
@@ -328,8 +334,7 @@ static int reconcile_set(struct nft_state *st, const char *owner, struct nftnl_s
 	int ret = 0;
 
 	snprintf(id, sizeof(id), "s/%s", name);
-	ids->ids[ids->n] = strdup(id);
-	if (!ids->ids[ids->n++])
+	if (own_id(ids, id) < 0)
 		return -ENOMEM;
 	o = hashmap_get(st->objs, id);
 	if (o && o->hash == h)
@@ -353,8 +358,7 @@ static int reconcile_elem(struct nft_state *st, const char *owner, const struct 
 	int ret = 0;
 
 	elem_id(id, sizeof(id), e->map, e->key, e->klen);
-	ids->ids[ids->n] = strdup(id);
-	if (!ids->ids[ids->n++])
+	if (own_id(ids, id) < 0)
 		return -ENOMEM;
 	o = hashmap_get(st->objs, id);
 	if (o && o->hash == h)
@@ -419,8 +423,7 @@ static int reconcile_ranges(struct nft_state *st, const char *owner, const struc
 	int ret;
 
 	snprintf(id, sizeof(id), "r/%s", c->name);
-	ids->ids[ids->n] = strdup(id);
-	if (!ids->ids[ids->n++])
+	if (own_id(ids, id) < 0)
 		return -ENOMEM;
 	o = hashmap_get(st->objs, id);
 	if (o && o->hash == h)

@@ -57,11 +57,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from apiserver import objects  # noqa: E402
 from lab import LAB_TAG, Lab, Node, Pod, veth_pair, wait_for  # noqa: E402
+from podman import BUSYBOX, Podman  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROBE = os.path.join(HERE, "netprobe.py")
-BUSYBOX = "/bin/busybox"  # Debian's busybox-static: the containers' whole rootfs
-CNI_CACHE = "/var/lib/cni"  # libcni's result cache; podman 4 cannot move it
 
 VPC_CIDR = "198.18.0.0/16"
 NODE_SUBNET = "198.18.0.0/24"      # where node primary addresses live
@@ -389,146 +388,6 @@ class VpcLab:
         for n in self.nodes:
             wait_for(lambda: done(n), timeout=timeout,
                      what=f"{n.k8s_name} to program {key}")
-
-
-class Podman:
-    """podman with private state, run inside a node's namespace, on the CNI network the
-    node's agent wrote (berth-cni chained with portmap): a real runtime calling the plugin.
-
-    As tests/integration/test_podman.py (which explains every setting): runc, cgroupfs
-    with a cgroup parent of our own, vfs storage, file locks, a busybox rootfs. run()
-    returns (container id, CompletedProcess); close() removes containers (CNI DEL),
-    cgroups, sandboxes podman left, state and our CNI cache entries.
-    """
-    APPLETS = ("sh", "ping", "nc", "httpd", "ip", "wget", "sleep", "cat", "echo")
-
-    def __init__(self, node, name="podman"):
-        self.node = node
-        self.dir = os.path.join(node.lab.tmp, name)  # short: podman's runroot limit is 50
-        self.rootfs = os.path.join(self.dir, "rootfs")
-        self.cgroup_parent = f"/berth-test-{node.ns.name}"
-        self.containers = []
-        self.cni_cache_existed = os.path.isdir(CNI_CACHE)
-        for sub in ("root", "runroot", "tmp", "cni-bin", "rootfs/bin", "rootfs/etc",
-                    "rootfs/proc", "rootfs/sys", "rootfs/dev", "rootfs/tmp"):
-            os.makedirs(os.path.join(self.dir, sub))
-        shutil.copy(BUSYBOX, os.path.join(self.rootfs, "bin", "busybox"))
-        for a in self.APPLETS:
-            os.symlink("busybox", os.path.join(self.rootfs, "bin", a))
-        with open(os.path.join(self.rootfs, "etc", "passwd"), "w") as f:
-            f.write("root:x:0:0:root:/:/bin/sh\n")
-        os.symlink(os.path.join(node.lab.bin_dir, "berth-cni"),
-                   os.path.join(self.dir, "cni-bin", "berth-cni"))
-        conf = os.path.join(self.dir, "containers.conf")
-        with open(conf, "w") as f:
-            f.write(f"""[containers]
-default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
-[network]
-network_backend = "cni"
-cni_plugin_dirs = ["{self.dir}/cni-bin", "/usr/lib/cni"]
-network_config_dir = "{node.conf_dir}"
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "none"
-lock_type = "file"
-tmp_dir = "{self.dir}/tmp"
-""")
-        self.env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-                    "HOME": self.dir, "TMPDIR": os.path.join(self.dir, "tmp"),
-                    "CONTAINERS_CONF": conf}
-        self.base = [shutil.which("podman"), "--root", f"{self.dir}/root",
-                     "--runroot", f"{self.dir}/runroot", "--tmpdir", f"{self.dir}/tmp",
-                     "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs",
-                     "--runtime", "runc"]
-
-    def __call__(self, *args, check=True, timeout=60):
-        # nsenter --net (Netns.run), never "ip netns exec": podman needs /sys as it is.
-        r = self.node.ns.run(*self.base, *args, env=self.env, check=False, timeout=timeout)
-        if check and r.returncode != 0:
-            raise RuntimeError(f"podman {' '.join(args)} failed ({r.returncode}): "
-                               f"{r.stderr.strip()}")
-        return r
-
-    def run(self, *opts, cmd):
-        """podman run on the berth network (opts: "-d", "--name", "x", "-p", ...)."""
-        cidfile = os.path.join(self.dir, f"cid{len(self.containers)}")
-        try:
-            return None, self("run", "--network", "berth", "--cgroup-parent",
-                              self.cgroup_parent, "--cidfile", cidfile, *opts,
-                              "--rootfs", self.rootfs, *cmd)
-        finally:
-            if os.path.exists(cidfile):
-                with open(cidfile) as f:
-                    self.containers.append(f.read().strip())
-
-    def ip(self, name):
-        """The container's berth address."""
-        info = json.loads(self("inspect", "--format", "json", name).stdout)[0]
-        return info["NetworkSettings"]["Networks"]["berth"]["IPAddress"]
-
-    def close(self):
-        errors = []
-        for step in (self._rm, self._cgroups, self._state, self._cni_cache):
-            try:
-                step()
-            except Exception as e:  # keep going; report at the end
-                errors.append(f"{step.__name__}: {e!r}")
-        if errors:
-            raise RuntimeError("podman cleanup: " + "; ".join(errors))
-
-    def _rm(self):
-        self("rm", "--all", "--force", "--time", "0", check=False)  # CNI DEL for each
-
-    def _cgroup_dirs(self):
-        root = "/sys/fs/cgroup"
-        out = []
-        for h in sorted(os.listdir(root)):
-            d = os.path.join(root, h, self.cgroup_parent.lstrip("/"))
-            if os.path.isdir(d) and not os.path.islink(os.path.join(root, h)):
-                out.append(d)
-        return out
-
-    def _cgroups(self):
-        for d in self._cgroup_dirs():  # only what this podman started lives there
-            for sub, _, _ in os.walk(d):
-                with contextlib.suppress(OSError):
-                    with open(os.path.join(sub, "cgroup.procs")) as f:
-                        for pid in f.read().split():
-                            with contextlib.suppress(ProcessLookupError):
-                                os.kill(int(pid), signal.SIGKILL)
-        for d in self._cgroup_dirs():
-            for sub, _, _ in sorted(os.walk(d), key=lambda w: -len(w[0])):
-                wait_for(lambda: _rmdir(sub), timeout=5, what=f"rmdir {sub}")
-
-    def _state(self):
-        with open("/proc/self/mountinfo") as f:
-            mounts = [line.split()[4] for line in f]
-        for m in sorted((m for m in mounts if m.startswith(self.dir + "/")), key=len,
-                        reverse=True):
-            subprocess.run(["umount", "-l", m], capture_output=True, timeout=10)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def _cni_cache(self):
-        results = os.path.join(CNI_CACHE, "results")
-        if os.path.isdir(results):
-            for e in os.listdir(results):
-                if any(cid and cid in e for cid in self.containers):
-                    os.unlink(os.path.join(results, e))
-        if not self.cni_cache_existed:
-            for d in (results, CNI_CACHE):
-                with contextlib.suppress(OSError):
-                    os.rmdir(d)
-
-
-def _rmdir(path):
-    try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        pass
-    except OSError:
-        return False
-    return True
 
 
 def answers(lines):

@@ -140,7 +140,7 @@ def test_podman_container_across_nodes(world):
     if pm is None:
         pytest.skip("podman (or busybox-static) is not installed")
     try:
-        os.makedirs(os.path.join(pm.rootfs, "www"))
+        os.makedirs(os.path.join(pm.rootfs, "www"), exist_ok=True)
         with open(os.path.join(pm.rootfs, "www", "index.html"), "w") as f:
             f.write("hello from podman\n")
         # On start the container calls be-b on node-b (the answer lands in the rootfs we
