@@ -6,6 +6,7 @@ runtime's own cost out of the figures, for berth and the peer alike.
 """
 import json
 import os
+import selectors
 import subprocess
 import sys
 import time
@@ -32,6 +33,30 @@ def spawn(binary, command, conf, cid, netns, cni_path):
     return p, time.perf_counter()
 
 
+def collect(procs):
+    """Each process's output and the moment it ended (its stdout closed), read
+    as they come: reading them in spawn order would time an early finisher by
+    when the ones before it ended."""
+    sel = selectors.DefaultSelector()
+    bufs, ends = [[] for _ in procs], [None] * len(procs)
+    for i, (p, _, _, _) in enumerate(procs):
+        os.set_blocking(p.stdout.fileno(), False)
+        sel.register(p.stdout.fileno(), selectors.EVENT_READ, i)
+    left = len(procs)
+    while left:
+        for key, _ in sel.select():
+            i = key.data
+            chunk = os.read(key.fd, 65536)
+            if chunk:
+                bufs[i].append(chunk)
+                continue
+            ends[i] = time.perf_counter()
+            sel.unregister(key.fd)
+            left -= 1
+    sel.close()
+    return [(b"".join(b).decode(), t) for b, t in zip(bufs, ends)]
+
+
 def main():
     job = json.load(sys.stdin)
     conf, binary, cni_path = job["conf"], job["binary"], job["cni_path"]
@@ -53,10 +78,9 @@ def main():
             p.stdin.close()
             procs.append((p, t, cid, netns))
         times, fails, added = [], 0, []
-        for p, t, cid, netns in procs:
-            res = p.stdout.read()
+        for (p, t, cid, netns), (res, t_end) in zip(procs, collect(procs)):
             p.wait()
-            times.append((time.perf_counter() - t) * 1000)
+            times.append((t_end - t) * 1000)
             if p.returncode != 0:
                 fails += 1
             else:

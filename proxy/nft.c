@@ -4,7 +4,11 @@
  * them out (table ip berth, same chain/map names and priorities), programmed
  * over netlink with libnftnl, one atomic batch per apply.
  *
- * One departure from kube-proxy's layout, for the cost of a change: the
+ * Two departures from kube-proxy's layout. For the data path: its filter
+ * checks (no endpoints -> reject, source ranges, ClusterIP ports) run from
+ * the nat base chains, which the kernel consults for a connection's first
+ * packet only, instead of from five filter base chains that every packet on
+ * the node walks (build_scaffold() says more). For the cost of a change: the
  * kernel re-validates every chain of the table at commit (a walk of the
  * whole chain graph, ~0.1-0.2 s at 10k services) whenever a batch adds a
  * rule with a nat/lookup/immediate expression or a map element that jumps.

@@ -164,14 +164,15 @@ void build_scaffold(struct nft_state *st, struct want *w)
 	struct want_chain *c;
 	bool npset = cfg->n_nodeport_ips > 0;
 
-	/* filter chains see pre-DNAT addresses (dstnat - 10), as kube-proxy's */
-	struct want_chain *fpre = want_base(w, "filter-prerouting", "filter", NF_INET_PRE_ROUTING, -110);
-	struct want_chain *fin = want_base(w, "filter-input", "filter", NF_INET_LOCAL_IN, -110);
-	struct want_chain *ffwd = want_base(w, "filter-forward", "filter", NF_INET_FORWARD, -110);
-	struct want_chain *fout = want_base(w, "filter-output", "filter", NF_INET_LOCAL_OUT, -110);
-	/* The node's own traffic is DNATed in nat-output: check ClusterIP ports after that. */
-	struct want_chain *fout_post = want_base(w, "filter-output-post-dnat", "filter",
-						 NF_INET_LOCAL_OUT, -90);
+	/*
+	 * Every check lives in the nat base chains, which the kernel runs for a
+	 * connection's first packet only. kube-proxy's layout puts them in five
+	 * filter base chains behind `ct state new`, which every packet of every
+	 * connection on the node walks; here established traffic meets no berth
+	 * rule at all. The checks keep kube-proxy's order relative to the DNAT:
+	 * the firewall before it, the rest where it did not happen (dnat ends the
+	 * chain). Reject from prerouting needs Linux 5.9 or later.
+	 */
 	struct want_chain *npre = want_base(w, "nat-prerouting", "nat", NF_INET_PRE_ROUTING, -100);
 	struct want_chain *nout = want_base(w, "nat-output", "nat", NF_INET_LOCAL_OUT, -100);
 	struct want_chain *npost = want_base(w, "nat-postrouting", "nat", NF_INET_POST_ROUTING, 100);
@@ -246,16 +247,12 @@ void build_scaffold(struct nft_state *st, struct want *w)
 		RULE(w, st, c, nr_match_fib_local(r_, true) ?: nr_match_not_loopback(r_) ?:
 			       nr_vmap_proto_port(r_, M_SERVICE_NODEPORTS));
 
-	/* reject is valid only in input/forward/output: endpoints-check is not in prerouting */
-	RULE(w, st, fin, nr_match_ct_new(r_) ?: nr_verdict(r_, NFT_JUMP, CH_ENDPOINTS_CHECK));
-	RULE(w, st, ffwd, nr_match_ct_new(r_) ?: nr_verdict(r_, NFT_JUMP, CH_ENDPOINTS_CHECK));
-	RULE(w, st, ffwd, nr_match_ct_new(r_) ?: nr_verdict(r_, NFT_JUMP, CH_CLUSTER_IPS_CHECK));
-	RULE(w, st, fout, nr_match_ct_new(r_) ?: nr_verdict(r_, NFT_JUMP, CH_ENDPOINTS_CHECK));
-	RULE(w, st, fout_post, nr_match_ct_new(r_) ?: nr_verdict(r_, NFT_JUMP, CH_CLUSTER_IPS_CHECK));
-	RULE(w, st, fout, nr_match_ct_new(r_) ?: nr_verdict(r_, NFT_JUMP, CH_FIREWALL_CHECK));
-	RULE(w, st, fpre, nr_match_ct_new(r_) ?: nr_verdict(r_, NFT_JUMP, CH_FIREWALL_CHECK));
-	RULE(w, st, npre, nr_verdict(r_, NFT_JUMP, CH_SERVICES));
-	RULE(w, st, nout, nr_verdict(r_, NFT_JUMP, CH_SERVICES));
+	for (struct want_chain **b = (struct want_chain *[]){ npre, nout, NULL }; *b; b++) {
+		RULE(w, st, *b, nr_verdict(r_, NFT_JUMP, CH_FIREWALL_CHECK));
+		RULE(w, st, *b, nr_verdict(r_, NFT_JUMP, CH_SERVICES));
+		RULE(w, st, *b, nr_verdict(r_, NFT_JUMP, CH_ENDPOINTS_CHECK));
+		RULE(w, st, *b, nr_verdict(r_, NFT_JUMP, CH_CLUSTER_IPS_CHECK));
+	}
 	RULE(w, st, npost, nr_verdict(r_, NFT_JUMP, CH_MASQUERADING));
 }
 

@@ -168,11 +168,14 @@ def test_ruleset_traffic_changes_adopt_cleanup(driver, topo, lab):
     js = json.loads(node.run("nft", "-j", "list", "ruleset").stdout)
     names = {o["chain"]["name"] for o in js["nftables"] if "chain" in o}
     maps = {o["map"]["name"] for o in js["nftables"] if "map" in o}
-    for c in ("filter-prerouting", "filter-input", "filter-forward", "filter-output",
-              "nat-prerouting", "nat-output", "nat-postrouting", "services", "masquerading",
+    for c in ("nat-prerouting", "nat-output", "nat-postrouting", "services", "masquerading",
               "mark-for-masquerade", "reject-chain", "endpoints-check", "firewall-check",
               "cluster-ips-check"):
         assert c in names, c
+    # only nat base chains, which run for a connection's first packet: an
+    # established connection's packets meet no berth rule
+    bases = [o["chain"] for o in js["nftables"] if "chain" in o and "hook" in o["chain"]]
+    assert bases and all(b["type"] == "nat" for b in bases), bases
     assert {"service-ips", "service-nodeports", "no-endpoint-services", "no-endpoint-nodeports",
             "firewall-ips"} <= maps
     assert any(n.startswith("service-") and n.endswith("default/web/tcp/p") for n in names)
@@ -253,6 +256,24 @@ def test_failed_batch_keeps_ruleset(driver, lab):
     assert out[1]["ret"] < 0, out
     assert "delete chain endpoint-" in out[1]["err"], out[1]["err"]
     assert node.run("nft", "list", "table", "ip", "berth").stdout == before
+
+
+def test_upgrade_removes_filter_chains(driver, lab):
+    """Tables written before the checks moved to the nat chains had kube-proxy's
+    filter base chains; a restart onto this version removes them in its first apply."""
+    node = lab.netns("n")
+    run_driver(driver, node, CONFIG, [{"op": "apply", "full": True, "services": web_plans()}])
+    node.run("nft", "-f", "-", input="""
+        add chain ip berth filter-forward { type filter hook forward priority -110; }
+        add rule ip berth filter-forward ct state new jump endpoints-check
+        add chain ip berth filter-output-post-dnat { type filter hook output priority -90; }
+        add rule ip berth filter-output-post-dnat ct state new jump cluster-ips-check
+    """)
+    out = run_driver(driver, node, CONFIG, [
+        {"op": "adopt"}, {"op": "apply", "full": True, "services": web_plans()},
+        {"op": "apply", "full": True, "services": web_plans()}])
+    assert out[1]["stats"]["messages"] > 0 and out[2]["stats"]["messages"] == 0, out
+    assert "filter" not in node.run("nft", "list", "chains", "ip").stdout
 
 
 def test_snat_alone(driver, lab):

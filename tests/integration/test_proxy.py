@@ -127,7 +127,9 @@ class ProxyLab:
         objs = [
             svc("web", WEB, web_ports, type="NodePort"),
             eps("web", [(a, NODE, True), (b, NODE, True), (REMOTE_IP, "node-b", True)], slice_ports),
-            svc("noep", NOEP, [port(80, 8080, name="http"), port(53, 5353, "UDP", name="dns")]),
+            svc("noep", NOEP, [port(80, 8080, name="http", node_port=30084),
+                               port(53, 5353, "UDP", name="dns", node_port=30084)],
+                type="NodePort"),
             svc("aff", AFF, [port(80, 8080, name="http")], sessionAffinity="ClientIP"),
             eps("aff", [(a, NODE, True), (b, NODE, True), (REMOTE_IP, "node-b", True)],
                 [("http", 8080, "TCP")]),
@@ -216,13 +218,24 @@ def test_flow_table(plab):
     assert {g[0] for g in spread} == anyone
 
     refused_or_dropped = [
-        # No endpoints: rejected, for TCP (reset) and UDP (ICMP port unreachable).
+        # No endpoints: rejected, for TCP (reset) and UDP (ICMP port unreachable), on
+        # every path: forwarded (a pod), local delivery (outside to a NodePort) and the
+        # node's own output.
         ("client", "tcp", NOEP, 80, "refused"),
         ("client", "udp", NOEP, 53, "refused"),
+        ("outside", "tcp", NODE_IP, 30084, "refused"),
+        ("outside", "udp", NODE_IP, 30084, "refused"),
+        ("node", "tcp", NOEP, 80, "refused"),
+        # (a reject in output drops the datagram, so the node's own send fails with
+        # EPERM before any ICMP: the same under kube-proxy's filter-output chain)
+        ("node", "udp", NOEP, 53, "error 1"),
+        ("node", "tcp", NODE_IP, 30084, "refused"),
         # A live ClusterIP on a port it does not serve: rejected.
         ("client", "tcp", WEB, 81, "refused"),
+        ("node", "tcp", WEB, 81, "refused"),
         # An unallocated address in the service CIDR: dropped.
         ("client", "tcp", "198.18.200.1", 80, "timeout"),
+        ("node", "tcp", "198.18.200.1", 80, "timeout"),
         # externalTrafficPolicy Local with no local endpoint: dropped for outside traffic,
         # and internalTrafficPolicy Local likewise for pods (endpoints exist, elsewhere).
         ("outside", "tcp", NODE_IP, 30082, "timeout"),
