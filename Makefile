@@ -64,15 +64,9 @@ $(O)/libberth.a: $(LIB_OBJS)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-# The plugin also takes jansson and nettle from Debian's static archives
-# (libjansson-dev, nettle-dev ship them; libmnl-dev does not): two fewer
-# objects for ld.so to map and relocate on every one of a burst's execs.
-CNI_LIBS := -Wl,-Bstatic $(shell pkg-config --libs --static jansson nettle 2>/dev/null) \
-	-Wl,-Bdynamic $(shell pkg-config --libs libmnl 2>/dev/null)
-
 $(O)/berth-cni: $(CNI_OBJS) $(O)/libberth.a
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -Wl,--as-needed -o $@ $^ $(CNI_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -Wl,--as-needed -o $@ $^ $(PKG_LIBS)
 
 $(O)/berth-agent: $(AGENT_OBJS) $(LIB_OBJS)
 	@$(if $(Q),echo "  LD      $@")

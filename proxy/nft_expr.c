@@ -163,20 +163,6 @@ int nr_match_dport(struct nftnl_rule *r, uint8_t proto, uint16_t port)
 	return cmp(r, NFT_CMP_EQ, &p, sizeof(p));
 }
 
-int nr_match_ct_new(struct nftnl_rule *r)
-{
-	struct nftnl_expr *e = add(r, "ct");
-	uint32_t zero = 0;
-
-	if (!e)
-		return -ENOMEM;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, REG1);
-	if (bitwise(r, NF_CT_STATE_BIT(IP_CT_NEW), 0))
-		return -ENOMEM;
-	return cmp(r, NFT_CMP_NEQ, &zero, sizeof(zero));
-}
-
 int nr_match_fib_local(struct nftnl_rule *r, bool daddr)
 {
 	struct nftnl_expr *e = add(r, "fib");

@@ -32,8 +32,6 @@ int nr_match_cidr(struct nftnl_rule *r, enum nft_addr_field f, struct ipv4_cidr 
 int nr_match_l4proto(struct nftnl_rule *r, uint8_t proto);
 /* <proto> dport <port> (meta l4proto dependency + th dport) */
 int nr_match_dport(struct nftnl_rule *r, uint8_t proto, uint16_t port);
-/* ct state new */
-int nr_match_ct_new(struct nftnl_rule *r);
 /* fib saddr|daddr type local */
 int nr_match_fib_local(struct nftnl_rule *r, bool daddr);
 /* ip daddr != 127.0.0.0/8 */
