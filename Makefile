@@ -14,9 +14,10 @@ SANFLAGS :=
 endif
 
 CC ?= cc
-PKGS := libmnl libnftnl jansson nettle yaml-0.1 libcurl
+PKGS := libmnl libnftnl libnl-3.0 jansson nettle yaml-0.1 libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CNI_PKGS := libnl-3.0 jansson nettle
 
 WARN := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
 	-Wold-style-definition -Wshadow -Wformat=2 -Wno-unused-parameter
@@ -58,15 +59,26 @@ $(O)/%.o: %.c
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # lib/ as an archive: each program links only the objects it uses, and with
-# --as-needed loads only their libraries (the plugin runs once per pod: every
-# shared library it maps costs start-up time).
+# --as-needed loads only their libraries.
 $(O)/libberth.a: $(LIB_OBJS)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+# The plugin is static: it is copied into the host's /opt/cni/bin, where the
+# agent image's shared libraries are not, and the runtime execs it once per
+# pod, where loading four shared objects costs more than its netlink work
+# (bench/results.md). Debian ships static archives of everything it links;
+# glibc warns that libnl's address helpers would need NSS at run time, which
+# the plugin never calls, hence -w. The sanitizers need a dynamic link.
+ifeq ($(SAN),1)
+CNI_LINK := -Wl,--as-needed $(shell pkg-config --libs $(CNI_PKGS) 2>/dev/null)
+else
+CNI_LINK := -static -Wl,-w $(shell pkg-config --static --libs $(CNI_PKGS) 2>/dev/null)
+endif
+
 $(O)/berth-cni: $(CNI_OBJS) $(O)/libberth.a
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -Wl,--as-needed -o $@ $^ $(PKG_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CNI_LINK)
 
 $(O)/berth-agent: $(AGENT_OBJS) $(LIB_OBJS)
 	@$(if $(Q),echo "  LD      $@")

@@ -74,16 +74,16 @@ struct adopt_ctx {
 	struct host_view *hv;
 };
 
-static const struct nl_policy route_policy[RTA_MAX + 1] = {
-	[RTA_DST] = { MNL_TYPE_BINARY, 4 },
-	[RTA_OIF] = { MNL_TYPE_U32, 0 },
-	[RTA_TABLE] = { MNL_TYPE_U32, 0 },
+static const struct nla_policy route_policy[RTA_MAX + 1] = {
+	[RTA_DST] = { .minlen = 4, .maxlen = 4 },
+	[RTA_OIF] = { .type = NLA_U32 },
+	[RTA_TABLE] = { .type = NLA_U32 },
 };
 
 static int adopt_route(const struct nlmsghdr *nlh, void *data)
 {
-	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
-	const struct nlattr *tb[RTA_MAX + 1];
+	const struct rtmsg *rtm = nlmsg_data(nlh);
+	struct nlattr *tb[RTA_MAX + 1];
 	struct adopt_ctx *ac = data;
 	struct ipam_owner owner = { 0 };
 	struct in_addr ip;
@@ -94,11 +94,11 @@ static int adopt_route(const struct nlmsghdr *nlh, void *data)
 	    rtm->rtm_protocol != DP_RTPROT ||
 	    nl_attr_parse(nlh, sizeof(*rtm), route_policy, RTA_MAX, tb) < 0 || !tb[RTA_DST] ||
 	    !tb[RTA_OIF])
-		return MNL_CB_OK;
-	v = find_veth_by_index(ac->hv, (int)mnl_attr_get_u32(tb[RTA_OIF]));
+		return 0;
+	v = find_veth_by_index(ac->hv, (int)nla_get_u32(tb[RTA_OIF]));
 	if (!v)
-		return MNL_CB_OK;
-	memcpy(&ip, mnl_attr_get_payload(tb[RTA_DST]), 4);
+		return 0;
+	memcpy(&ip, nla_data(tb[RTA_DST]), 4);
 	snprintf(owner.network, sizeof(owner.network), "%s", ac->agent->cfg.network_name);
 	snprintf(owner.att.container_id, sizeof(owner.att.container_id), RECOVERED_PREFIX "%s", v->name);
 	strcpy(owner.att.ifname, "eth0");
@@ -109,22 +109,18 @@ static int adopt_route(const struct nlmsghdr *nlh, void *data)
 	if (ipam_adopt(ac->agent->ipam, &owner, ip, clock_wall_ms()) == 0)
 		log_warn("adopted %s on %s: a pod uses it but the checkpoint did not list it",
 			 inet_ntop(AF_INET, &ip, ipbuf, sizeof(ipbuf)), v->name);
-	return MNL_CB_OK;
+	return 0;
 }
 
-static void adopt_unknown_pods(struct agent *agent, struct nl_sock *nl, struct host_view *hv)
+static void adopt_unknown_pods(struct agent *agent, struct rtsock *nl, struct host_view *hv)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE], err[256];
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	struct rtmsg *rtm;
+	const struct rtmsg rtm = { .rtm_family = AF_INET, .rtm_table = RT_TABLE_MAIN };
 	struct adopt_ctx ac = { agent, hv };
+	char err[256];
 	int r;
 
-	nlh->nlmsg_type = RTM_GETROUTE;
-	nlh->nlmsg_flags = NLM_F_DUMP;
-	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
-	*rtm = (struct rtmsg){ .rtm_family = AF_INET, .rtm_table = RT_TABLE_MAIN };
-	r = nl_query(nl, nlh, adopt_route, &ac, err, sizeof(err));
+	r = nl_query(nl, nl_req_new(RTM_GETROUTE, NLM_F_DUMP, &rtm, sizeof(rtm)), adopt_route, &ac,
+		     err, sizeof(err));
 	if (r < 0)
 		log_warn("reconcile: route dump failed: %s %s", strerror(-r), err);
 }
@@ -185,7 +181,7 @@ static void release_stale(struct agent *agent, struct stale_ctx *sc)
 	}
 }
 
-static void remove_orphan_veths(struct agent *agent, struct nl_sock *nl, struct host_view *hv)
+static void remove_orphan_veths(struct agent *agent, struct rtsock *nl, struct host_view *hv)
 {
 	char err[256];
 
@@ -209,7 +205,7 @@ void agent_reconcile(struct agent *agent, bool at_start)
 {
 	struct host_view hv = { .prefix = agent->cfg.veth_prefix };
 	struct stale_ctx sc = { .agent = agent, .hv = &hv };
-	struct nl_sock *nl = nl_open();
+	struct rtsock *nl = rtsock_open();
 	char err[256];
 	int r;
 
@@ -236,7 +232,7 @@ void agent_reconcile(struct agent *agent, bool at_start)
 out:
 	free(sc.stale);
 	free(hv.veths);
-	nl_close(nl);
+	rtsock_close(nl);
 }
 
 /* ---- policy-routing tables for addresses owned by secondary interfaces ---- */
@@ -249,17 +245,17 @@ struct copy_ctx {
 
 static int collect_iface_route(const struct nlmsghdr *nlh, void *data)
 {
-	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
-	const struct nlattr *tb[RTA_MAX + 1];
+	const struct rtmsg *rtm = nlmsg_data(nlh);
+	struct nlattr *tb[RTA_MAX + 1];
 	struct copy_ctx *cc = data;
 
 	if (rtm->rtm_family != AF_INET || rtm->rtm_table != RT_TABLE_MAIN ||
 	    nl_attr_parse(nlh, sizeof(*rtm), route_policy, RTA_MAX, tb) < 0 || !tb[RTA_OIF] ||
-	    (int)mnl_attr_get_u32(tb[RTA_OIF]) != cc->oif || nlh->nlmsg_len > sizeof(cc->msgs[0]) ||
+	    (int)nla_get_u32(tb[RTA_OIF]) != cc->oif || nlh->nlmsg_len > sizeof(cc->msgs[0]) ||
 	    cc->n == MAX_COPIED_ROUTES)
-		return MNL_CB_OK;
+		return 0;
 	memcpy(cc->msgs[cc->n++], nlh, nlh->nlmsg_len);
-	return MNL_CB_OK;
+	return 0;
 }
 
 struct gw_ctx {
@@ -267,62 +263,57 @@ struct gw_ctx {
 	struct in_addr gw;
 };
 
-static const struct nl_policy addr_policy[IFA_MAX + 1] = {
-	[IFA_LOCAL] = { MNL_TYPE_BINARY, 4 },
+static const struct nla_policy addr_policy[IFA_MAX + 1] = {
+	[IFA_LOCAL] = { .minlen = 4, .maxlen = 4 },
 };
 
 /* The subnet router sits at the subnet's first address, as in a VPC. */
 static int find_gateway(const struct nlmsghdr *nlh, void *data)
 {
-	const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
-	const struct nlattr *tb[IFA_MAX + 1];
+	const struct ifaddrmsg *ifa = nlmsg_data(nlh);
+	struct nlattr *tb[IFA_MAX + 1];
 	struct gw_ctx *gc = data;
 	uint32_t a, mask;
 
 	if (ifa->ifa_family != AF_INET || (int)ifa->ifa_index != gc->ifindex || gc->gw.s_addr ||
 	    ifa->ifa_prefixlen == 0 || ifa->ifa_prefixlen >= 31 ||
 	    nl_attr_parse(nlh, sizeof(*ifa), addr_policy, IFA_MAX, tb) < 0 || !tb[IFA_LOCAL])
-		return MNL_CB_OK;
-	memcpy(&a, mnl_attr_get_payload(tb[IFA_LOCAL]), 4);
+		return 0;
+	memcpy(&a, nla_data(tb[IFA_LOCAL]), 4);
 	mask = htonl(~0u << (32 - ifa->ifa_prefixlen));
 	gc->gw.s_addr = htonl(ntohl(a & mask) + 1);
-	return MNL_CB_OK;
+	return 0;
 }
 
-static int add_default_route(struct nl_sock *nl, const struct ipam_range *r, int ifindex)
+static int add_default_route(struct rtsock *nl, const struct ipam_range *r, int ifindex)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE], err[256], gwbuf[INET_ADDRSTRLEN];
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	struct gw_ctx gc = { .ifindex = ifindex };
-	struct ifaddrmsg *ifa;
-	struct rtmsg *rtm;
-	int ret;
-
-	nlh->nlmsg_type = RTM_GETADDR;
-	nlh->nlmsg_flags = NLM_F_DUMP;
-	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
-	*ifa = (struct ifaddrmsg){ .ifa_family = AF_INET, .ifa_index = (uint32_t)ifindex };
-	ret = nl_query(nl, nlh, find_gateway, &gc, err, sizeof(err));
-	if (ret < 0 || !gc.gw.s_addr) {
-		log_warn("pool interface %s has no IPv4 subnet: table %u gets no default route",
-			 r->iface, r->table);
-		return ret;
-	}
-	nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = RTM_NEWROUTE;
-	nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
-	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
-	*rtm = (struct rtmsg){
+	const struct ifaddrmsg ifa = { .ifa_family = AF_INET, .ifa_index = (uint32_t)ifindex };
+	const struct rtmsg rtm = {
 		.rtm_family = AF_INET,
 		.rtm_table = RT_TABLE_UNSPEC,
 		.rtm_protocol = RTPROT_STATIC,
 		.rtm_scope = RT_SCOPE_UNIVERSE,
 		.rtm_type = RTN_UNICAST,
 	};
-	mnl_attr_put_u32(nlh, RTA_TABLE, r->table);
-	mnl_attr_put(nlh, RTA_GATEWAY, 4, &gc.gw);
-	mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)ifindex);
-	ret = nl_request(nl, nlh, err, sizeof(err));
+	char err[256], gwbuf[INET_ADDRSTRLEN];
+	struct gw_ctx gc = { .ifindex = ifindex };
+	struct nl_msg *msg;
+	int ret;
+
+	ret = nl_query(nl, nl_req_new(RTM_GETADDR, NLM_F_DUMP, &ifa, sizeof(ifa)), find_gateway, &gc,
+		       err, sizeof(err));
+	if (ret < 0 || !gc.gw.s_addr) {
+		log_warn("pool interface %s has no IPv4 subnet: table %u gets no default route",
+			 r->iface, r->table);
+		return ret;
+	}
+	msg = nl_req_new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, &rtm, sizeof(rtm));
+	if (msg) {
+		nla_put_u32(msg, RTA_TABLE, r->table);
+		nla_put(msg, RTA_GATEWAY, 4, &gc.gw);
+		nla_put_u32(msg, RTA_OIF, (uint32_t)ifindex);
+	}
+	ret = nl_request(nl, msg, err, sizeof(err));
 	if (ret < 0)
 		log_err("cannot add default via %s dev %s table %u: %s %s",
 			inet_ntop(AF_INET, &gc.gw, gwbuf, sizeof(gwbuf)), r->iface, r->table,
@@ -335,35 +326,33 @@ static int add_default_route(struct nl_sock *nl, const struct ipam_range *r, int
  * table holds the interface's routes from main (its subnet) and a default
  * route via its subnet's router.
  */
-static int fill_table(struct nl_sock *nl, const struct ipam_range *r, int ifindex)
+static int fill_table(struct rtsock *nl, const struct ipam_range *r, int ifindex)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE], err[256];
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	const struct rtmsg rtm = { .rtm_family = AF_INET, .rtm_table = RT_TABLE_MAIN };
 	struct copy_ctx *cc = calloc(1, sizeof(*cc));
-	struct rtmsg *rtm;
+	char err[256];
 	int ret;
 
 	if (!cc)
 		return -ENOMEM;
 	cc->oif = ifindex;
-	nlh->nlmsg_type = RTM_GETROUTE;
-	nlh->nlmsg_flags = NLM_F_DUMP;
-	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
-	*rtm = (struct rtmsg){ .rtm_family = AF_INET, .rtm_table = RT_TABLE_MAIN };
-	ret = nl_query(nl, nlh, collect_iface_route, cc, err, sizeof(err));
+	ret = nl_query(nl, nl_req_new(RTM_GETROUTE, NLM_F_DUMP, &rtm, sizeof(rtm)),
+		       collect_iface_route, cc, err, sizeof(err));
 	for (size_t i = 0; ret == 0 && i < cc->n; i++) {
 		struct nlmsghdr *m = (struct nlmsghdr *)cc->msgs[i];
-		struct rtmsg *rm = mnl_nlmsg_get_payload(m);
+		struct rtmsg *rm = nlmsg_data(m);
 		struct nlattr *a;
+		int rem;
 
 		m->nlmsg_type = RTM_NEWROUTE;
 		m->nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
 		rm->rtm_table = RT_TABLE_UNSPEC;
 		/* Rewrite RTA_TABLE in place; every dumped route carries one. */
-		mnl_attr_for_each(a, m, sizeof(*rm))
-			if (mnl_attr_get_type(a) == RTA_TABLE)
-				*(uint32_t *)mnl_attr_get_payload(a) = r->table;
-		ret = nl_request(nl, m, err, sizeof(err));
+		nlmsg_for_each_attr(a, m, sizeof(*rm), rem)
+			if (nla_type(a) == RTA_TABLE && nla_len(a) == sizeof(uint32_t))
+				*(uint32_t *)nla_data(a) = r->table;
+		/* A copy as a request: exchange() gives it this socket's sequence number. */
+		ret = nl_request(nl, nlmsg_convert(m), err, sizeof(err));
 		if (ret < 0)
 			log_err("cannot copy a route of %s into table %u: %s %s", r->iface, r->table,
 				strerror(-ret), err);
@@ -374,7 +363,7 @@ static int fill_table(struct nl_sock *nl, const struct ipam_range *r, int ifinde
 
 int agent_resolve_tables(struct ipam_range *ranges, size_t n)
 {
-	struct nl_sock *nl = NULL;
+	struct rtsock *nl = NULL;
 	struct nl_link link;
 	char err[256];
 	int r = 0;
@@ -382,7 +371,7 @@ int agent_resolve_tables(struct ipam_range *ranges, size_t n)
 	for (size_t i = 0; i < n && r == 0; i++) {
 		if (!ranges[i].iface[0])
 			continue;
-		if (!nl && !(nl = nl_open()))
+		if (!nl && !(nl = rtsock_open()))
 			return -errno;
 		r = nl_link_get(nl, ranges[i].iface, &link, err, sizeof(err));
 		if (r < 0) {
@@ -394,6 +383,6 @@ int agent_resolve_tables(struct ipam_range *ranges, size_t n)
 			ranges[i].table = 100 + (uint32_t)link.ifindex;
 		r = fill_table(nl, &ranges[i], link.ifindex);
 	}
-	nl_close(nl);
+	rtsock_close(nl);
 	return r;
 }

@@ -5,7 +5,7 @@
  *
  * Two sockets per operation: `host`, opened in the caller's (node) netns, and
  * `pod`, opened inside the pod's netns. A netlink socket keeps the netns it
- * was created in, so after nl_open_netns() has returned this thread to the
+ * was created in, so after rtsock_open_netns() has returned this thread to the
  * node netns everything, pod side included, is done from here: no code runs
  * inside the pod's namespace, and no error path can leave us stranded there.
  */
@@ -34,8 +34,8 @@
 struct dp {
 	const struct dp_pod *pod;
 	int host_ns;            /* the caller's netns: where the host veth goes */
-	struct nl_sock *host;   /* lives in host_ns */
-	struct nl_sock *pod_nl; /* lives in the pod's netns; NULL when it is gone (DEL) */
+	struct rtsock *host;    /* lives in host_ns */
+	struct rtsock *pod_nl;  /* lives in the pod's netns; NULL when it is gone (DEL) */
 	struct in_addr gw;      /* DP_GATEWAY */
 	char ip[INET_ADDRSTRLEN];
 	char kmsg[256];         /* the kernel's extended ACK for the last failed request */
@@ -122,8 +122,8 @@ static bool name_ok(const char *name)
 
 static void dp_close(struct dp *dp)
 {
-	nl_close(dp->pod_nl);
-	nl_close(dp->host);
+	rtsock_close(dp->pod_nl);
+	rtsock_close(dp->host);
 	if (dp->host_ns >= 0)
 		close(dp->host_ns);
 }
@@ -147,7 +147,7 @@ static int dp_open(struct dp *dp, const struct dp_pod *pod, bool pod_optional, c
 	dp->host_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (dp->host_ns < 0)
 		return fail(dp, -errno, "open host netns");
-	dp->host = nl_open();
+	dp->host = rtsock_open();
 	if (!dp->host) {
 		ret = fail(dp, -errno, "open netlink socket");
 		goto out_close;
@@ -166,7 +166,7 @@ static int dp_open(struct dp *dp, const struct dp_pod *pod, bool pod_optional, c
 		fail(dp, ret, "open pod netns %s", pod->netns_path);
 		goto out_close;
 	}
-	dp->pod_nl = nl_open_netns(pod_ns);
+	dp->pod_nl = rtsock_open_netns(pod_ns);
 	ret = dp->pod_nl ? 0 : -errno;
 	close(pod_ns);
 	if (ret == -EINVAL && pod_optional)
@@ -184,26 +184,14 @@ out_close:
 
 /* --- request builders --- */
 
-static struct nlmsghdr *msg_start(char *buf, uint16_t type, uint16_t flags, const void *hdr,
-				  size_t hdrlen)
+static void put_in4(struct nl_msg *msg, int type, struct in_addr a)
 {
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-
-	nlh->nlmsg_type = type;
-	nlh->nlmsg_flags = flags;
-	memcpy(mnl_nlmsg_put_extra_header(nlh, hdrlen), hdr, hdrlen);
-	return nlh;
+	nla_put(msg, type, sizeof(a), &a);
 }
 
-static void put_in4(struct nlmsghdr *nlh, uint16_t type, struct in_addr a)
-{
-	mnl_attr_put(nlh, type, sizeof(a), &a);
-}
-
-static int route_req(struct dp *dp, struct nl_sock *nl, uint16_t type, uint16_t flags,
+static int route_req(struct dp *dp, struct rtsock *nl, uint16_t type, uint16_t flags,
 		     const struct route *r)
 {
-	char buf[NL_REQ_SIZE];
 	const struct rtmsg rtm = {
 		.rtm_family = AF_INET,
 		.rtm_dst_len = r->dst_len,
@@ -212,21 +200,22 @@ static int route_req(struct dp *dp, struct nl_sock *nl, uint16_t type, uint16_t 
 		.rtm_scope = r->scope,
 		.rtm_type = RTN_UNICAST,
 	};
-	struct nlmsghdr *nlh = msg_start(buf, type, flags, &rtm, sizeof(rtm));
+	struct nl_msg *msg = nl_req_new(type, flags, &rtm, sizeof(rtm));
 
-	mnl_attr_put_u32(nlh, RTA_TABLE, r->table);
+	if (!msg)
+		return -ENOMEM;
+	nla_put_u32(msg, RTA_TABLE, r->table);
 	if (r->dst_len)
-		put_in4(nlh, RTA_DST, r->dst);
+		put_in4(msg, RTA_DST, r->dst);
 	if (r->gw.s_addr)
-		put_in4(nlh, RTA_GATEWAY, r->gw);
+		put_in4(msg, RTA_GATEWAY, r->gw);
 	if (r->oif)
-		mnl_attr_put_u32(nlh, RTA_OIF, r->oif);
-	return nl_request(nl, nlh, dp->kmsg, sizeof(dp->kmsg));
+		nla_put_u32(msg, RTA_OIF, r->oif);
+	return nl_request(nl, msg, dp->kmsg, sizeof(dp->kmsg));
 }
 
 static int rule_req(struct dp *dp, uint16_t type, uint16_t flags, const struct rule *r)
 {
-	char buf[NL_REQ_SIZE];
 	const struct fib_rule_hdr frh = {
 		.family = AF_INET,
 		.dst_len = r->dst_len,
@@ -235,33 +224,36 @@ static int rule_req(struct dp *dp, uint16_t type, uint16_t flags, const struct r
 		/* Deleting with FR_ACT_UNSPEC matches any action, as `ip rule del` does. */
 		.action = type == RTM_NEWRULE ? FR_ACT_TO_TBL : FR_ACT_UNSPEC,
 	};
-	struct nlmsghdr *nlh = msg_start(buf, type, flags, &frh, sizeof(frh));
+	struct nl_msg *msg = nl_req_new(type, flags, &frh, sizeof(frh));
 
-	mnl_attr_put_u32(nlh, FRA_PRIORITY, r->prio);
+	if (!msg)
+		return -ENOMEM;
+	nla_put_u32(msg, FRA_PRIORITY, r->prio);
 	if (r->table)
-		mnl_attr_put_u32(nlh, FRA_TABLE, r->table);
+		nla_put_u32(msg, FRA_TABLE, r->table);
 	if (r->src.s_addr)
-		put_in4(nlh, FRA_SRC, r->src);
+		put_in4(msg, FRA_SRC, r->src);
 	if (r->dst_len)
-		put_in4(nlh, FRA_DST, r->dst);
-	mnl_attr_put_u8(nlh, FRA_PROTOCOL, DP_RTPROT);
-	return nl_request(dp->host, nlh, dp->kmsg, sizeof(dp->kmsg));
+		put_in4(msg, FRA_DST, r->dst);
+	nla_put_u8(msg, FRA_PROTOCOL, DP_RTPROT);
+	return nl_request(dp->host, msg, dp->kmsg, sizeof(dp->kmsg));
 }
 
 static int addr_req(struct dp *dp, uint16_t type, uint16_t flags, int ifindex)
 {
-	char buf[NL_REQ_SIZE];
 	const struct ifaddrmsg ifa = {
 		.ifa_family = AF_INET,
 		.ifa_prefixlen = 32,
 		.ifa_scope = RT_SCOPE_UNIVERSE,
 		.ifa_index = ifindex,
 	};
-	struct nlmsghdr *nlh = msg_start(buf, type, flags, &ifa, sizeof(ifa));
+	struct nl_msg *msg = nl_req_new(type, flags, &ifa, sizeof(ifa));
 
-	put_in4(nlh, IFA_LOCAL, dp->pod->ip);
-	put_in4(nlh, IFA_ADDRESS, dp->pod->ip);
-	return nl_request(dp->pod_nl, nlh, dp->kmsg, sizeof(dp->kmsg));
+	if (!msg)
+		return -ENOMEM;
+	put_in4(msg, IFA_LOCAL, dp->pod->ip);
+	put_in4(msg, IFA_ADDRESS, dp->pod->ip);
+	return nl_request(dp->pod_nl, msg, dp->kmsg, sizeof(dp->kmsg));
 }
 
 /* A description of a rule long enough for rule_str(). */
@@ -374,28 +366,28 @@ static struct route default_route(const struct dp *dp, int oif)
 static int veth_create(struct dp *dp)
 {
 	const struct dp_pod *pod = dp->pod;
-	char buf[NL_REQ_SIZE];
 	const struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
-	struct nlmsghdr *nlh = msg_start(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifi,
-					 sizeof(ifi));
+	struct nl_msg *msg = nl_req_new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifi, sizeof(ifi));
 	struct nlattr *linkinfo, *data, *peer;
 
-	mnl_attr_put_strz(nlh, IFLA_IFNAME, pod->ifname);
+	if (!msg)
+		return -ENOMEM;
+	nla_put_string(msg, IFLA_IFNAME, pod->ifname);
 	if (pod->mtu)
-		mnl_attr_put_u32(nlh, IFLA_MTU, pod->mtu);
-	linkinfo = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
-	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
-	data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
-	peer = mnl_attr_nest_start(nlh, VETH_INFO_PEER);
-	memcpy(mnl_nlmsg_put_extra_header(nlh, sizeof(ifi)), &ifi, sizeof(ifi));
-	mnl_attr_put_strz(nlh, IFLA_IFNAME, pod->host_veth);
+		nla_put_u32(msg, IFLA_MTU, pod->mtu);
+	linkinfo = nla_nest_start(msg, IFLA_LINKINFO);
+	nla_put_string(msg, IFLA_INFO_KIND, "veth");
+	data = nla_nest_start(msg, IFLA_INFO_DATA);
+	peer = nla_nest_start(msg, VETH_INFO_PEER);
+	nlmsg_append(msg, (void *)&ifi, sizeof(ifi), NLMSG_ALIGNTO);
+	nla_put_string(msg, IFLA_IFNAME, pod->host_veth);
 	if (pod->mtu)
-		mnl_attr_put_u32(nlh, IFLA_MTU, pod->mtu);
-	mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, (uint32_t)dp->host_ns);
-	mnl_attr_nest_end(nlh, peer);
-	mnl_attr_nest_end(nlh, data);
-	mnl_attr_nest_end(nlh, linkinfo);
-	return nl_request(dp->pod_nl, nlh, dp->kmsg, sizeof(dp->kmsg));
+		nla_put_u32(msg, IFLA_MTU, pod->mtu);
+	nla_put_u32(msg, IFLA_NET_NS_FD, (uint32_t)dp->host_ns);
+	nla_nest_end(msg, peer);
+	nla_nest_end(msg, data);
+	nla_nest_end(msg, linkinfo);
+	return nl_request(dp->pod_nl, msg, dp->kmsg, sizeof(dp->kmsg));
 }
 
 /* A host veth of this name can only be an earlier sandbox's of the same pod: remove it. */
@@ -495,19 +487,19 @@ static int host_setup(struct dp *dp, const struct dp_links *l, struct undo *u)
 
 static int neigh_add(struct dp *dp, int ifindex, const unsigned char mac[6])
 {
-	char buf[NL_REQ_SIZE];
 	const struct ndmsg ndm = {
 		.ndm_family = AF_INET,
 		.ndm_ifindex = ifindex,
 		.ndm_state = NUD_PERMANENT,
 		.ndm_type = RTN_UNICAST,
 	};
-	struct nlmsghdr *nlh = msg_start(buf, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, &ndm,
-					 sizeof(ndm));
+	struct nl_msg *msg = nl_req_new(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, &ndm, sizeof(ndm));
 
-	put_in4(nlh, NDA_DST, dp->gw);
-	mnl_attr_put(nlh, NDA_LLADDR, 6, mac);
-	return nl_request(dp->pod_nl, nlh, dp->kmsg, sizeof(dp->kmsg));
+	if (!msg)
+		return -ENOMEM;
+	put_in4(msg, NDA_DST, dp->gw);
+	nla_put(msg, NDA_LLADDR, 6, mac);
+	return nl_request(dp->pod_nl, msg, dp->kmsg, sizeof(dp->kmsg));
 }
 
 static int pod_setup(struct dp *dp, const struct dp_links *l)
@@ -744,15 +736,15 @@ static struct in_addr attr_in4(const struct nlattr *attr)
 	struct in_addr a = { 0 };
 
 	if (attr)
-		memcpy(&a, mnl_attr_get_payload(attr), sizeof(a));
+		memcpy(&a, nla_data(attr), sizeof(a));
 	return a;
 }
 
-static const struct nl_policy route_policy[RTA_MAX + 1] = {
-	[RTA_DST] = { .type = MNL_TYPE_BINARY, .len = 4 },
-	[RTA_GATEWAY] = { .type = MNL_TYPE_BINARY, .len = 4 },
-	[RTA_OIF] = { .type = MNL_TYPE_U32 },
-	[RTA_TABLE] = { .type = MNL_TYPE_U32 },
+static const struct nla_policy route_policy[RTA_MAX + 1] = {
+	[RTA_DST] = { .minlen = 4, .maxlen = 4 },
+	[RTA_GATEWAY] = { .minlen = 4, .maxlen = 4 },
+	[RTA_OIF] = { .type = NLA_U32 },
+	[RTA_TABLE] = { .type = NLA_U32 },
 };
 
 struct find {
@@ -764,76 +756,76 @@ static int route_find_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct find *f = data;
 	const struct route *w = f->want;
-	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
-	const struct nlattr *tb[RTA_MAX + 1];
+	const struct rtmsg *rtm = nlmsg_data(nlh);
+	struct nlattr *tb[RTA_MAX + 1];
 
 	if (nl_attr_parse(nlh, sizeof(*rtm), route_policy, RTA_MAX, tb) ||
 	    rtm->rtm_family != AF_INET || rtm->rtm_type != RTN_UNICAST ||
 	    rtm->rtm_dst_len != w->dst_len || rtm->rtm_scope != w->scope)
-		return MNL_CB_OK;
-	if ((tb[RTA_TABLE] ? mnl_attr_get_u32(tb[RTA_TABLE]) : rtm->rtm_table) != w->table ||
+		return 0;
+	if ((tb[RTA_TABLE] ? nla_get_u32(tb[RTA_TABLE]) : rtm->rtm_table) != w->table ||
 	    attr_in4(tb[RTA_DST]).s_addr != w->dst.s_addr ||
 	    attr_in4(tb[RTA_GATEWAY]).s_addr != w->gw.s_addr ||
-	    !tb[RTA_OIF] || (int)mnl_attr_get_u32(tb[RTA_OIF]) != w->oif)
-		return MNL_CB_OK;
+	    !tb[RTA_OIF] || (int)nla_get_u32(tb[RTA_OIF]) != w->oif)
+		return 0;
 	f->found = true;
-	return MNL_CB_STOP;
+	return 1;
 }
 
 /* 1 when the route exists, 0 when not, or -errno. */
-static int route_find(struct dp *dp, struct nl_sock *nl, const struct route *want)
+static int route_find(struct dp *dp, struct rtsock *nl, const struct route *want)
 {
-	char buf[NL_REQ_SIZE];
 	/* Strict checking lets the kernel filter the dump by table and device. */
 	const struct rtmsg rtm = { .rtm_family = AF_INET, .rtm_table = RT_TABLE_UNSPEC };
-	struct nlmsghdr *nlh = msg_start(buf, RTM_GETROUTE, NLM_F_DUMP, &rtm, sizeof(rtm));
+	struct nl_msg *msg = nl_req_new(RTM_GETROUTE, NLM_F_DUMP, &rtm, sizeof(rtm));
 	struct find f = { .want = want };
 	int ret;
 
-	mnl_attr_put_u32(nlh, RTA_TABLE, want->table);
+	if (!msg)
+		return -ENOMEM;
+	nla_put_u32(msg, RTA_TABLE, want->table);
 	if (want->oif)
-		mnl_attr_put_u32(nlh, RTA_OIF, want->oif);
-	ret = nl_query(nl, nlh, route_find_cb, &f, dp->kmsg, sizeof(dp->kmsg));
+		nla_put_u32(msg, RTA_OIF, want->oif);
+	ret = nl_query(nl, msg, route_find_cb, &f, dp->kmsg, sizeof(dp->kmsg));
 	return ret ? ret : f.found;
 }
 
-static const struct nl_policy rule_policy[FRA_MAX + 1] = {
-	[FRA_SRC] = { .type = MNL_TYPE_BINARY, .len = 4 },
-	[FRA_DST] = { .type = MNL_TYPE_BINARY, .len = 4 },
-	[FRA_PRIORITY] = { .type = MNL_TYPE_U32 },
-	[FRA_TABLE] = { .type = MNL_TYPE_U32 },
-	[FRA_PROTOCOL] = { .type = MNL_TYPE_U8 },
+static const struct nla_policy rule_policy[FRA_MAX + 1] = {
+	[FRA_SRC] = { .minlen = 4, .maxlen = 4 },
+	[FRA_DST] = { .minlen = 4, .maxlen = 4 },
+	[FRA_PRIORITY] = { .type = NLA_U32 },
+	[FRA_TABLE] = { .type = NLA_U32 },
+	[FRA_PROTOCOL] = { .type = NLA_U8 },
 };
 
 static int rule_find_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct find *f = data;
 	const struct rule *w = f->want;
-	const struct fib_rule_hdr *frh = mnl_nlmsg_get_payload(nlh);
-	const struct nlattr *tb[FRA_MAX + 1];
+	const struct fib_rule_hdr *frh = nlmsg_data(nlh);
+	struct nlattr *tb[FRA_MAX + 1];
 
 	if (nl_attr_parse(nlh, sizeof(*frh), rule_policy, FRA_MAX, tb) ||
 	    frh->family != AF_INET || frh->action != FR_ACT_TO_TBL ||
 	    frh->src_len != (w->src.s_addr ? 32 : 0) || frh->dst_len != w->dst_len)
-		return MNL_CB_OK;
-	if (!tb[FRA_PRIORITY] || mnl_attr_get_u32(tb[FRA_PRIORITY]) != w->prio ||
-	    (tb[FRA_TABLE] ? mnl_attr_get_u32(tb[FRA_TABLE]) : frh->table) != w->table ||
+		return 0;
+	if (!tb[FRA_PRIORITY] || nla_get_u32(tb[FRA_PRIORITY]) != w->prio ||
+	    (tb[FRA_TABLE] ? nla_get_u32(tb[FRA_TABLE]) : frh->table) != w->table ||
 	    attr_in4(tb[FRA_SRC]).s_addr != w->src.s_addr ||
 	    attr_in4(tb[FRA_DST]).s_addr != w->dst.s_addr)
-		return MNL_CB_OK;
+		return 0;
 	f->found = true;
-	return MNL_CB_STOP;
+	return 1;
 }
 
 static int rule_find(struct dp *dp, const struct rule *want)
 {
-	char buf[NL_REQ_SIZE];
 	const struct fib_rule_hdr frh = { .family = AF_INET };
-	struct nlmsghdr *nlh = msg_start(buf, RTM_GETRULE, NLM_F_DUMP, &frh, sizeof(frh));
+	struct nl_msg *msg = nl_req_new(RTM_GETRULE, NLM_F_DUMP, &frh, sizeof(frh));
 	struct find f = { .want = want };
 	int ret;
 
-	ret = nl_query(dp->host, nlh, rule_find_cb, &f, dp->kmsg, sizeof(dp->kmsg));
+	ret = nl_query(dp->host, msg, rule_find_cb, &f, dp->kmsg, sizeof(dp->kmsg));
 	return ret ? ret : f.found;
 }
 
@@ -858,27 +850,27 @@ struct stray {
 static int rule_stray_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct stray *st = data;
-	const struct fib_rule_hdr *frh = mnl_nlmsg_get_payload(nlh);
-	const struct nlattr *tb[FRA_MAX + 1];
+	const struct fib_rule_hdr *frh = nlmsg_data(nlh);
+	struct nlattr *tb[FRA_MAX + 1];
 	struct rule r;
 
 	if (nl_attr_parse(nlh, sizeof(*frh), rule_policy, FRA_MAX, tb) ||
 	    frh->family != AF_INET || frh->src_len != 32 || !tb[FRA_PRIORITY] ||
-	    !tb[FRA_PROTOCOL] || mnl_attr_get_u8(tb[FRA_PROTOCOL]) != DP_RTPROT)
-		return MNL_CB_OK;
+	    !tb[FRA_PROTOCOL] || nla_get_u8(tb[FRA_PROTOCOL]) != DP_RTPROT)
+		return 0;
 	r = (struct rule){
-		.prio = mnl_attr_get_u32(tb[FRA_PRIORITY]),
-		.table = tb[FRA_TABLE] ? mnl_attr_get_u32(tb[FRA_TABLE]) : frh->table,
+		.prio = nla_get_u32(tb[FRA_PRIORITY]),
+		.table = tb[FRA_TABLE] ? nla_get_u32(tb[FRA_TABLE]) : frh->table,
 		.src = attr_in4(tb[FRA_SRC]),
 		.dst = attr_in4(tb[FRA_DST]),
 		.dst_len = frh->dst_len,
 	};
 	if (r.prio != DP_RULE_PRIO_FROM_POD || r.src.s_addr != st->pod->ip.s_addr ||
 	    (frh->action == FR_ACT_TO_TBL && rule_is_from(st->pod, &r)))
-		return MNL_CB_OK;
+		return 0;
 	st->found = true;
 	st->rule = r;
-	return MNL_CB_STOP;
+	return 1;
 }
 
 /*
@@ -888,18 +880,17 @@ static int rule_stray_cb(const struct nlmsghdr *nlh, void *data)
  */
 static int rule_find_stray(struct dp *dp, struct stray *st)
 {
-	char buf[NL_REQ_SIZE];
 	const struct fib_rule_hdr frh = { .family = AF_INET };
-	struct nlmsghdr *nlh = msg_start(buf, RTM_GETRULE, NLM_F_DUMP, &frh, sizeof(frh));
+	struct nl_msg *msg = nl_req_new(RTM_GETRULE, NLM_F_DUMP, &frh, sizeof(frh));
 	int ret;
 
 	*st = (struct stray){ .pod = dp->pod };
-	ret = nl_query(dp->host, nlh, rule_stray_cb, st, dp->kmsg, sizeof(dp->kmsg));
+	ret = nl_query(dp->host, msg, rule_stray_cb, st, dp->kmsg, sizeof(dp->kmsg));
 	return ret ? ret : st->found;
 }
 
-static const struct nl_policy addr_policy[IFA_MAX + 1] = {
-	[IFA_LOCAL] = { .type = MNL_TYPE_BINARY, .len = 4 },
+static const struct nla_policy addr_policy[IFA_MAX + 1] = {
+	[IFA_LOCAL] = { .minlen = 4, .maxlen = 4 },
 };
 
 
@@ -907,30 +898,29 @@ static int addr_find_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct find *f = data;
 	const struct addr *w = f->want;
-	const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
-	const struct nlattr *tb[IFA_MAX + 1];
+	const struct ifaddrmsg *ifa = nlmsg_data(nlh);
+	struct nlattr *tb[IFA_MAX + 1];
 
 	if (nl_attr_parse(nlh, sizeof(*ifa), addr_policy, IFA_MAX, tb) ||
 	    ifa->ifa_family != AF_INET || (int)ifa->ifa_index != w->ifindex)
-		return MNL_CB_OK;
+		return 0;
 	/* INADDR_ANY wants any IPv4 address at all. */
 	if (w->ip.s_addr &&
 	    (ifa->ifa_prefixlen != 32 || attr_in4(tb[IFA_LOCAL]).s_addr != w->ip.s_addr))
-		return MNL_CB_OK;
+		return 0;
 	f->found = true;
-	return MNL_CB_STOP;
+	return 1;
 }
 
 static int addr_find(struct dp *dp, const struct addr *want)
 {
-	char buf[NL_REQ_SIZE];
 	/* Strict checking lets the kernel filter the dump by ifa_index. */
 	const struct ifaddrmsg ifa = { .ifa_family = AF_INET, .ifa_index = want->ifindex };
-	struct nlmsghdr *nlh = msg_start(buf, RTM_GETADDR, NLM_F_DUMP, &ifa, sizeof(ifa));
+	struct nl_msg *msg = nl_req_new(RTM_GETADDR, NLM_F_DUMP, &ifa, sizeof(ifa));
 	struct find f = { .want = want };
 	int ret;
 
-	ret = nl_query(dp->pod_nl, nlh, addr_find_cb, &f, dp->kmsg, sizeof(dp->kmsg));
+	ret = nl_query(dp->pod_nl, msg, addr_find_cb, &f, dp->kmsg, sizeof(dp->kmsg));
 	return ret ? ret : f.found;
 }
 
@@ -940,40 +930,39 @@ struct neigh {
 	bool has_mac;
 };
 
-static const struct nl_policy neigh_policy[NDA_MAX + 1] = {
-	[NDA_LLADDR] = { .type = MNL_TYPE_BINARY, .len = 6 },
+static const struct nla_policy neigh_policy[NDA_MAX + 1] = {
+	[NDA_LLADDR] = { .minlen = 6, .maxlen = 6 },
 };
 
 static int neigh_get_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct neigh *n = data;
-	const struct ndmsg *ndm = mnl_nlmsg_get_payload(nlh);
-	const struct nlattr *tb[NDA_MAX + 1];
+	const struct ndmsg *ndm = nlmsg_data(nlh);
+	struct nlattr *tb[NDA_MAX + 1];
 
-	if (nl_attr_parse(nlh, sizeof(*ndm), neigh_policy, NDA_MAX, tb)) {
-		errno = EBADMSG;
-		return MNL_CB_ERROR;
-	}
+	if (nl_attr_parse(nlh, sizeof(*ndm), neigh_policy, NDA_MAX, tb))
+		return -EBADMSG;
 	n->state = ndm->ndm_state;
 	n->has_mac = tb[NDA_LLADDR] != NULL;
 	if (n->has_mac)
-		memcpy(n->mac, mnl_attr_get_payload(tb[NDA_LLADDR]), sizeof(n->mac));
-	return MNL_CB_OK;
+		memcpy(n->mac, nla_data(tb[NDA_LLADDR]), sizeof(n->mac));
+	return 0;
 }
 
 /* The gateway's neighbour entry on ifindex. 0, -ENOENT when there is none, or -errno. */
 static int neigh_get(struct dp *dp, int ifindex, struct neigh *n)
 {
-	char buf[NL_REQ_SIZE];
 	const struct ndmsg ndm = { .ndm_family = AF_INET, .ndm_ifindex = ifindex };
-	struct nlmsghdr *nlh = msg_start(buf, RTM_GETNEIGH, 0, &ndm, sizeof(ndm));
+	struct nl_msg *msg = nl_req_new(RTM_GETNEIGH, 0, &ndm, sizeof(ndm));
 
-	put_in4(nlh, NDA_DST, dp->gw);
-	return nl_query(dp->pod_nl, nlh, neigh_get_cb, n, dp->kmsg, sizeof(dp->kmsg));
+	if (!msg)
+		return -ENOMEM;
+	put_in4(msg, NDA_DST, dp->gw);
+	return nl_query(dp->pod_nl, msg, neigh_get_cb, n, dp->kmsg, sizeof(dp->kmsg));
 }
 
 /* Verify a link: present, of the right kind, up, with the configured MTU. */
-static int link_check(struct dp *dp, struct nl_sock *nl, const char *name, const char *where,
+static int link_check(struct dp *dp, struct rtsock *nl, const char *name, const char *where,
 		      const char *kind, struct nl_link *link)
 {
 	int ret = nl_link_get(nl, name, link, dp->kmsg, sizeof(dp->kmsg));
@@ -1110,13 +1099,13 @@ int dp_check(const struct dp_pod *pod, char *err, size_t errlen)
 
 bool dp_link_exists(const char *name)
 {
-	struct nl_sock *nl = nl_open();
+	struct rtsock *nl = rtsock_open();
 	struct nl_link link;
 	bool found;
 
 	if (!nl)
 		return false;
 	found = nl_link_get(nl, name, &link, NULL, 0) == 0;
-	nl_close(nl);
+	rtsock_close(nl);
 	return found;
 }

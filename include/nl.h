@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Small rtnetlink helpers over libmnl, shared by berth-cni and berth-agent.
+ * Small rtnetlink helpers over libnl-3's core (messages, attributes, the
+ * socket and its receive loop), shared by berth-cni and berth-agent. libnl
+ * rather than libmnl here because Debian ships libnl-3 as a static archive
+ * too: the plugin, exec'd once per pod, links it statically (see Makefile).
  *
- * A struct nl_sock is one NETLINK_ROUTE socket with extended ACKs
+ * A struct rtsock is one NETLINK_ROUTE socket with extended ACKs
  * (NETLINK_EXT_ACK), capped ACKs (NETLINK_CAP_ACK: the kernel does not echo
  * our request back) and strict dump checking (NETLINK_GET_STRICT_CHK: the
  * kernel filters dumps by the header fields and attributes we set). A socket
@@ -20,18 +23,17 @@
 #ifndef BERTH_NL_H
 #define BERTH_NL_H
 
-#include <libmnl/libmnl.h>
 #include <linux/netlink.h>
 #include <net/if.h>
+#include <netlink/attr.h>
+#include <netlink/msg.h>
 #include <stddef.h>
+#include <stdint.h>
 
-struct nl_sock;
-
-/* Room for any one request berth builds: a header and a handful of attributes. */
-#define NL_REQ_SIZE 1024
+struct rtsock;
 
 /* A NETLINK_ROUTE socket in the calling thread's netns. NULL + errno. */
-struct nl_sock *nl_open(void);
+struct rtsock *rtsock_open(void);
 
 /*
  * A NETLINK_ROUTE socket living in the netns netns_fd refers to. The calling
@@ -39,44 +41,48 @@ struct nl_sock *nl_open(void);
  * before this returns (it aborts if it cannot get back: carrying on in the
  * wrong namespace would configure the wrong one). NULL + errno.
  */
-struct nl_sock *nl_open_netns(int netns_fd);
+struct rtsock *rtsock_open_netns(int netns_fd);
 
 /* Accepts NULL. */
-void nl_close(struct nl_sock *nl);
+void rtsock_close(struct rtsock *nl);
 
 /*
- * Send one request and wait for its ACK. The request is built by the caller
- * (mnl_nlmsg_put_header into a buffer of NL_REQ_SIZE); this sets
- * NLM_F_REQUEST | NLM_F_ACK and the sequence number. 0 or the kernel's -errno.
+ * A request of this type and flags with its family header (struct rtmsg,
+ * ifinfomsg, ...) copied in; add attributes with libnl's nla_put_*(). NULL
+ * when out of memory, which nl_request() and nl_query() turn into -ENOMEM.
  */
-int nl_request(struct nl_sock *nl, struct nlmsghdr *nlh, char *err, size_t errlen);
+struct nl_msg *nl_req_new(uint16_t type, uint16_t flags, const void *hdr, size_t hdrlen);
 
 /*
- * Send a get or dump request (NLM_F_DUMP set by the caller for a dump) and
- * call cb(nlh, data) for every reply message, libmnl style: return MNL_CB_OK
- * to go on, MNL_CB_STOP to ignore the rest of the reply, MNL_CB_ERROR with
- * errno set to fail. The rest of the reply is still read off the socket.
- * 0, the kernel's -errno, the callback's -errno, or -EINTR when the kernel
- * flagged the dump as interrupted by a concurrent change (worth retrying).
+ * Send one request and wait for its ACK; this sets NLM_F_REQUEST | NLM_F_ACK,
+ * the port and the sequence number, and frees msg. 0 or the kernel's -errno.
  */
-int nl_query(struct nl_sock *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *data, char *err,
+int nl_request(struct rtsock *nl, struct nl_msg *msg, char *err, size_t errlen);
+
+/*
+ * Called for every message of a reply: 0 to go on, > 0 to ignore the rest of
+ * the reply, -errno to fail the exchange with it.
+ */
+typedef int (*nl_msg_fn)(const struct nlmsghdr *nlh, void *data);
+
+/*
+ * Send a get or dump request (NLM_F_DUMP set in msg for a dump), call
+ * cb(nlh, data) for every reply message and free msg. The rest of the reply
+ * is read off the socket even when cb stops early. 0, the kernel's -errno,
+ * the callback's -errno, or -EINTR when the kernel flagged the dump as
+ * interrupted by a concurrent change (worth retrying).
+ */
+int nl_query(struct rtsock *nl, struct nl_msg *msg, nl_msg_fn cb, void *data, char *err,
 	     size_t errlen);
 
 /*
- * Validated attribute parsing into a table: tb[type] for every attribute the
- * policy lists, after checking it against pol[type] (a libmnl data type, and
- * an exact payload length when len != 0, e.g. 4 for an IPv4 address in
- * MNL_TYPE_BINARY). Unlisted types (MNL_TYPE_UNSPEC) are skipped. tb has
- * max + 1 entries and is cleared first. 0 or -EINVAL.
+ * Validated attribute parsing into a table with libnl's policies:
+ * tb[type] for every attribute up to max, each checked against pol[type]
+ * (NLA_U32, NLA_STRING, or NLA_UNSPEC with minlen = maxlen = 4 for an IPv4
+ * address, ...). tb has max + 1 entries. 0 or -EINVAL.
  */
-struct nl_policy {
-	enum mnl_attr_data_type type;
-	size_t len;
-};
-int nl_attr_parse(const struct nlmsghdr *nlh, size_t hdrlen, const struct nl_policy *pol,
-		  unsigned int max, const struct nlattr **tb);
-int nl_attr_parse_nested(const struct nlattr *nest, const struct nl_policy *pol, unsigned int max,
-			 const struct nlattr **tb);
+int nl_attr_parse(const struct nlmsghdr *nlh, size_t hdrlen, const struct nla_policy *pol,
+		  unsigned int max, struct nlattr **tb);
 
 /* Links. */
 struct nl_link {
@@ -93,15 +99,15 @@ int nl_link_parse(const struct nlmsghdr *nlh, struct nl_link *link);
 
 /* cb returns 0 to go on, > 0 to stop early (nl_link_dump then returns 0), -errno to fail. */
 typedef int (*nl_link_cb)(const struct nl_link *link, void *data);
-int nl_link_dump(struct nl_sock *nl, nl_link_cb cb, void *data, char *err, size_t errlen);
+int nl_link_dump(struct rtsock *nl, nl_link_cb cb, void *data, char *err, size_t errlen);
 
 /* The link called name. 0, -ENODEV when there is none, or -errno. */
-int nl_link_get(struct nl_sock *nl, const char *name, struct nl_link *link, char *err,
+int nl_link_get(struct rtsock *nl, const char *name, struct nl_link *link, char *err,
 		size_t errlen);
 
-int nl_link_del(struct nl_sock *nl, int ifindex, char *err, size_t errlen);
+int nl_link_del(struct rtsock *nl, int ifindex, char *err, size_t errlen);
 
 /* Set IFF_UP on the link. */
-int nl_link_set_up(struct nl_sock *nl, int ifindex, char *err, size_t errlen);
+int nl_link_set_up(struct rtsock *nl, int ifindex, char *err, size_t errlen);
 
 #endif

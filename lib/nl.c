@@ -1,13 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * rtnetlink helpers over libmnl; see include/nl.h for the contract.
+ * rtnetlink helpers over libnl-3; see include/nl.h for the contract.
+ *
+ * libnl's nl_recvmsgs() runs the receive loop; berth's callbacks decide when
+ * an exchange is over (its ACK, error or NLMSG_DONE), which messages are its
+ * own (sequence and port), and keep reading after the caller has what it
+ * wanted, so that a socket always starts the next exchange clean.
  */
 #include "nl.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
+#include <netlink/errno.h>
+#include <netlink/handlers.h>
+#include <netlink/netlink.h>
+#include <netlink/socket.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,56 +25,58 @@
 #include <string.h>
 #include <unistd.h>
 
-/*
- * The kernel sizes each dump part from the reader's buffer, up to 32 KiB;
- * a smaller buffer would truncate parts (MSG_TRUNC) on large links.
- */
-#define NL_RECV_SIZE 32768
-
-/* recv() calls one exchange may take: 64 Ki parts of up to 32 KiB is 2 GiB. */
+/* Receive rounds one exchange may take: a dump of 64 Ki parts is far beyond any table. */
 #define NL_MAX_RECV 65536
 
-struct nl_sock {
-	struct mnl_socket *mnl;
-	unsigned int portid;
-	unsigned int seq;
-	char buf[NL_RECV_SIZE];
+struct rtsock {
+	struct nl_sock *sk;
+	struct nl_cb *cb; /* berth's callbacks; their argument is the exchange in progress */
+	uint32_t portid;
+	uint32_t seq;
 };
 
-struct nl_sock *nl_open(void)
+/* errno after a failed libnl call that wraps a system call, or EIO when it set none. */
+static int sys_errno(void)
+{
+	return errno ? errno : EIO;
+}
+
+struct rtsock *rtsock_open(void)
 {
 	static const int opts[] = { NETLINK_EXT_ACK, NETLINK_CAP_ACK, NETLINK_GET_STRICT_CHK };
-	struct nl_sock *nl = calloc(1, sizeof(*nl));
-	int one = 1, saved;
+	struct rtsock *nl = calloc(1, sizeof(*nl));
+	int one = 1, saved = ENOMEM;
 	size_t i;
 
 	if (!nl)
 		return NULL;
-	nl->mnl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
-	if (!nl->mnl)
-		goto out_free;
-	for (i = 0; i < MNL_ARRAY_SIZE(opts); i++)
-		if (mnl_socket_setsockopt(nl->mnl, opts[i], &one, sizeof(one)) < 0)
-			goto out_close;
-	if (mnl_socket_bind(nl->mnl, 0, MNL_SOCKET_AUTOPID) < 0)
-		goto out_close;
-	nl->portid = mnl_socket_get_portid(nl->mnl);
+	nl->sk = nl_socket_alloc();
+	nl->cb = nl_cb_alloc(NL_CB_DEFAULT);
+	if (!nl->sk || !nl->cb)
+		goto fail;
+	errno = 0;
+	if (nl_connect(nl->sk, NETLINK_ROUTE) < 0) {
+		saved = sys_errno();
+		goto fail;
+	}
+	for (i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		if (setsockopt(nl_socket_get_fd(nl->sk), SOL_NETLINK, opts[i], &one, sizeof(one)) < 0) {
+			saved = errno;
+			goto fail;
+		}
+	}
+	nl->portid = nl_socket_get_local_port(nl->sk);
 	return nl;
 
-out_close:
-	saved = errno;
-	mnl_socket_close(nl->mnl);
-	errno = saved;
-out_free:
-	saved = errno;
-	free(nl);
+fail:
+	rtsock_close(nl);
 	errno = saved;
 	return NULL;
 }
 
-struct nl_sock *nl_open_netns(int netns_fd)
+struct rtsock *rtsock_open_netns(int netns_fd)
 {
-	struct nl_sock *nl = NULL;
+	struct rtsock *nl = NULL;
 	int self, saved;
 
 	/* thread-self: setns() moves only this thread, so remember this thread's netns. */
@@ -73,7 +85,7 @@ struct nl_sock *nl_open_netns(int netns_fd)
 		return NULL;
 	if (setns(netns_fd, CLONE_NEWNET) < 0)
 		goto out_close;
-	nl = nl_open();
+	nl = rtsock_open();
 	saved = errno;
 	if (setns(self, CLONE_NEWNET) < 0)
 		abort();
@@ -85,245 +97,215 @@ out_close:
 	return nl;
 }
 
-void nl_close(struct nl_sock *nl)
+void rtsock_close(struct rtsock *nl)
 {
 	if (!nl)
 		return;
-	mnl_socket_close(nl->mnl);
+	nl_socket_free(nl->sk); /* closes the socket */
+	nl_cb_put(nl->cb);
 	free(nl);
+}
+
+struct nl_msg *nl_req_new(uint16_t type, uint16_t flags, const void *hdr, size_t hdrlen)
+{
+	struct nl_msg *msg = nlmsg_alloc_simple(type, flags);
+
+	if (msg && nlmsg_append(msg, (void *)hdr, hdrlen, NLMSG_ALIGNTO) < 0) {
+		nlmsg_free(msg);
+		return NULL;
+	}
+	return msg;
+}
+
+int nl_attr_parse(const struct nlmsghdr *nlh, size_t hdrlen, const struct nla_policy *pol,
+		  unsigned int max, struct nlattr **tb)
+{
+	memset(tb, 0, (max + 1) * sizeof(*tb));
+	if (hdrlen > INT_MAX || max > INT_MAX || nlmsg_datalen(nlh) < (int)hdrlen)
+		return -EINVAL;
+	return nlmsg_parse((struct nlmsghdr *)nlh, (int)hdrlen, tb, (int)max, pol) < 0 ? -EINVAL : 0;
 }
 
 /* State of one request/reply exchange. */
 struct exchange {
-	mnl_cb_t cb;
+	uint32_t seq, portid;
+	nl_msg_fn cb;
 	void *data;
-	int cb_err;     /* first -errno a data callback reported */
-	int kernel_err; /* -errno from the closing NLMSG_ERROR / NLMSG_DONE */
-	bool stopped;   /* the data callback wants no more messages */
-	bool done;      /* the closing message was seen */
+	int cb_err;       /* first -errno a data callback reported */
+	int kernel_err;   /* -errno from the closing NLMSG_ERROR / NLMSG_DONE */
+	bool stopped;     /* the data callback wants no more messages */
+	bool done;        /* the closing message was seen */
+	bool interrupted; /* the kernel flagged the dump NLM_F_DUMP_INTR */
 	char *err;
 	size_t errlen;
 };
 
-static int ext_ack_cb(const struct nlattr *attr, void *data)
-{
-	const struct nlattr **msg = data;
-
-	if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG &&
-	    mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0)
-		*msg = attr;
-	return MNL_CB_OK;
-}
-
 /* Copy the extended-ACK text that follows offset in nlh's payload, if any. */
-static void ext_ack(const struct nlmsghdr *nlh, unsigned int offset, struct exchange *x)
+static void ext_ack(const struct nlmsghdr *nlh, size_t offset, struct exchange *x)
 {
-	const struct nlattr *msg = NULL;
+	static const struct nla_policy pol[NLMSGERR_ATTR_MAX + 1] = {
+		[NLMSGERR_ATTR_MSG] = { .type = NLA_STRING },
+	};
+	struct nlattr *tb[NLMSGERR_ATTR_MAX + 1];
 
 	if (!x->err || !x->errlen || !(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
 		return;
-	if (offset > mnl_nlmsg_get_payload_len(nlh))
-		return;
-	mnl_attr_parse(nlh, offset, ext_ack_cb, &msg);
-	if (msg)
-		snprintf(x->err, x->errlen, "%s", mnl_attr_get_str(msg));
+	if (nl_attr_parse(nlh, offset, pol, NLMSGERR_ATTR_MAX, tb) == 0 && tb[NLMSGERR_ATTR_MSG])
+		snprintf(x->err, x->errlen, "%s", nla_get_string(tb[NLMSGERR_ATTR_MSG]));
 }
 
-static int error_cb(const struct nlmsghdr *nlh, void *data)
+/* A leftover of an exchange that failed part-way is not this one's: skip it. */
+static int on_seq_check(struct nl_msg *msg, void *arg)
 {
-	struct exchange *x = data;
-	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
-	unsigned int offset = sizeof(*e);
+	const struct exchange *x = arg;
+	const struct nlmsghdr *nlh = nlmsg_hdr(msg);
+
+	return nlh->nlmsg_seq == x->seq && nlh->nlmsg_pid == x->portid ? NL_OK : NL_SKIP;
+}
+
+static int on_dump_intr(struct nl_msg *msg, void *arg)
+{
+	struct exchange *x = arg;
+
+	x->interrupted = true;
+	return NL_OK;
+}
+
+static int on_valid(struct nl_msg *msg, void *arg)
+{
+	struct exchange *x = arg;
+	int ret;
+
+	/*
+	 * Never stop libnl for the caller: the rest of the reply must still be
+	 * read, or the next exchange would have to wade through it.
+	 */
+	if (x->stopped || !x->cb)
+		return NL_OK;
+	ret = x->cb(nlmsg_hdr(msg), x->data);
+	if (ret < 0)
+		x->cb_err = ret;
+	if (ret)
+		x->stopped = true;
+	return NL_OK;
+}
+
+/* An ACK (error 0) ends a request; a warning on success is not worth reporting. */
+static int on_ack(struct nl_msg *msg, void *arg)
+{
+	struct exchange *x = arg;
 
 	x->done = true;
-	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*e)) {
-		x->kernel_err = -EBADMSG;
-		return MNL_CB_STOP;
-	}
-	/* An ACK (error 0) ends a request; a warning on success is not worth reporting. */
-	x->kernel_err = e->error > 0 ? -EPROTO : e->error;
-	if (e->error) {
-		/* Without NLM_F_CAPPED the kernel echoed our request before the TLVs. */
-		if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
-			offset += e->msg.nlmsg_len - sizeof(e->msg);
-		ext_ack(nlh, offset, x);
-	}
-	return MNL_CB_STOP;
+	return NL_STOP;
 }
 
-static int done_cb(const struct nlmsghdr *nlh, void *data)
+static int on_error(struct sockaddr_nl *from, struct nlmsgerr *e, void *arg)
 {
-	struct exchange *x = data;
+	struct exchange *x = arg;
+	/* libnl hands over the payload of a message it has checked is long enough. */
+	const struct nlmsghdr *nlh = (const struct nlmsghdr *)((const char *)e - NLMSG_HDRLEN);
+	size_t offset = sizeof(*e);
+
+	x->done = true;
+	x->kernel_err = e->error > 0 ? -EPROTO : e->error;
+	/* Without NLM_F_CAPPED the kernel echoed our request before the TLVs. */
+	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
+		offset += e->msg.nlmsg_len - sizeof(e->msg);
+	ext_ack(nlh, offset, x);
+	return NL_STOP;
+}
+
+static int on_finish(struct nl_msg *msg, void *arg)
+{
+	struct exchange *x = arg;
+	const struct nlmsghdr *nlh = nlmsg_hdr(msg);
 	int e = 0;
 
 	x->done = true;
 	/* A dump that failed part-way carries the error (and TLVs) in NLMSG_DONE. */
-	if (mnl_nlmsg_get_payload_len(nlh) >= sizeof(e))
-		memcpy(&e, mnl_nlmsg_get_payload(nlh), sizeof(e));
+	if (nlmsg_datalen(nlh) >= (int)sizeof(e))
+		memcpy(&e, nlmsg_data(nlh), sizeof(e));
 	if (e < 0) {
 		x->kernel_err = e;
 		ext_ack(nlh, sizeof(e), x);
 	}
-	return MNL_CB_STOP;
+	return NL_STOP;
 }
 
-static int data_cb(const struct nlmsghdr *nlh, void *data)
+static int exchange(struct rtsock *nl, struct nl_msg *msg, struct exchange *x)
 {
-	struct exchange *x = data;
-	int ret;
-
-	/*
-	 * Never hand MNL_CB_STOP/ERROR back to libmnl for data: the rest of the
-	 * reply must still be read, or it would be taken for the next one's.
-	 */
-	if (x->stopped || !x->cb)
-		return MNL_CB_OK;
-	errno = 0;
-	ret = x->cb(nlh, x->data);
-	if (ret == MNL_CB_ERROR) {
-		x->cb_err = errno > 0 ? -errno : -EINVAL;
-		x->stopped = true;
-	} else if (ret == MNL_CB_STOP) {
-		x->stopped = true;
-	}
-	return MNL_CB_OK;
-}
-
-/* After libmnl gave up on a reply (bad sequence, interrupted dump), skip to its end. */
-static void drain(struct nl_sock *nl, unsigned int seq, ssize_t len)
-{
-	const struct nlmsghdr *nlh;
-	int i, left;
-
-	for (i = 0; i < NL_MAX_RECV; i++) {
-		left = (int)len;
-		for (nlh = (const struct nlmsghdr *)nl->buf; mnl_nlmsg_ok(nlh, left);
-		     nlh = mnl_nlmsg_next(nlh, &left))
-			if (nlh->nlmsg_seq == seq &&
-			    (nlh->nlmsg_type == NLMSG_DONE || nlh->nlmsg_type == NLMSG_ERROR))
-				return;
-		len = mnl_socket_recvfrom(nl->mnl, nl->buf, sizeof(nl->buf));
-		if (len <= 0)
-			return;
-	}
-}
-
-static int exchange(struct nl_sock *nl, struct nlmsghdr *nlh, struct exchange *x)
-{
-	static mnl_cb_t ctl[NLMSG_MIN_TYPE] = {
-		[NLMSG_ERROR] = error_cb,
-		[NLMSG_DONE] = done_cb,
-	};
-	unsigned int seq;
-	ssize_t len;
+	struct nlmsghdr *nlh;
 	int i, ret;
 
 	if (x->err && x->errlen)
 		x->err[0] = '\0';
-	/* Sequence 0 would switch off libmnl's check that a reply is ours. */
+	if (!msg)
+		return -ENOMEM;
+	nlh = nlmsg_hdr(msg);
 	if (++nl->seq == 0)
 		nl->seq = 1;
-	seq = nlh->nlmsg_seq = nl->seq;
+	x->seq = nlh->nlmsg_seq = nl->seq;
+	x->portid = nl->portid;
 	nlh->nlmsg_flags |= NLM_F_REQUEST;
 	/* A dump ends with NLMSG_DONE; anything else ends with the ACK we ask for. */
 	if ((nlh->nlmsg_flags & NLM_F_DUMP) != NLM_F_DUMP)
 		nlh->nlmsg_flags |= NLM_F_ACK;
 
-	if (mnl_socket_sendto(nl->mnl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
+	nl_cb_set(nl->cb, NL_CB_SEQ_CHECK, NL_CB_CUSTOM, on_seq_check, x);
+	nl_cb_set(nl->cb, NL_CB_DUMP_INTR, NL_CB_CUSTOM, on_dump_intr, x);
+	nl_cb_set(nl->cb, NL_CB_VALID, NL_CB_CUSTOM, on_valid, x);
+	nl_cb_set(nl->cb, NL_CB_ACK, NL_CB_CUSTOM, on_ack, x);
+	nl_cb_set(nl->cb, NL_CB_FINISH, NL_CB_CUSTOM, on_finish, x);
+	nl_cb_err(nl->cb, NL_CB_CUSTOM, on_error, x);
+
+	errno = 0;
+	ret = nl_send(nl->sk, msg);
+	nlmsg_free(msg);
+	if (ret < 0)
+		return -sys_errno();
 	for (i = 0; i < NL_MAX_RECV && !x->done; i++) {
-		len = mnl_socket_recvfrom(nl->mnl, nl->buf, sizeof(nl->buf));
-		if (len < 0) {
-			if (errno == EINTR)
-				continue;
-			/* ENOBUFS: the kernel dropped part of the reply; the socket is unusable. */
-			return -errno;
-		}
-		ret = mnl_cb_run2(nl->buf, (size_t)len, seq, nl->portid, data_cb, x, ctl,
-				  MNL_ARRAY_SIZE(ctl));
-		if (ret == MNL_CB_ERROR && !x->done) {
-			ret = errno ? -errno : -EPROTO;
-			drain(nl, seq, len);
-			return ret;
-		}
+		errno = 0;
+		ret = nl_recvmsgs(nl->sk, nl->cb);
+		/* ENOBUFS: the kernel dropped part of the reply; the exchange is lost. */
+		if (ret < 0 && !x->done)
+			return ret == -NLE_NOMEM && !errno ? -ENOMEM : -sys_errno();
 	}
 	if (!x->done)
 		return -EPROTO;
+	if (x->interrupted)
+		return -EINTR;
 	return x->kernel_err ? x->kernel_err : x->cb_err;
 }
 
-int nl_request(struct nl_sock *nl, struct nlmsghdr *nlh, char *err, size_t errlen)
+int nl_request(struct rtsock *nl, struct nl_msg *msg, char *err, size_t errlen)
 {
 	struct exchange x = { .err = err, .errlen = errlen };
 
-	return exchange(nl, nlh, &x);
+	return exchange(nl, msg, &x);
 }
 
-int nl_query(struct nl_sock *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *data, char *err,
+int nl_query(struct rtsock *nl, struct nl_msg *msg, nl_msg_fn cb, void *data, char *err,
 	     size_t errlen)
 {
 	struct exchange x = { .cb = cb, .data = data, .err = err, .errlen = errlen };
 
-	return exchange(nl, nlh, &x);
+	return exchange(nl, msg, &x);
 }
 
-struct parse {
-	const struct nl_policy *pol;
-	unsigned int max;
-	const struct nlattr **tb;
+static const struct nla_policy link_policy[IFLA_MAX + 1] = {
+	[IFLA_IFNAME] = { .type = NLA_STRING },
+	[IFLA_MTU] = { .type = NLA_U32 },
+	[IFLA_LINKINFO] = { .type = NLA_NESTED },
 };
 
-static int parse_cb(const struct nlattr *attr, void *data)
-{
-	const struct parse *p = data;
-	unsigned int type = mnl_attr_get_type(attr);
-	const struct nl_policy *pol;
-
-	if (type > p->max || p->pol[type].type == MNL_TYPE_UNSPEC)
-		return MNL_CB_OK;
-	pol = &p->pol[type];
-	if ((pol->len ? mnl_attr_validate2(attr, pol->type, pol->len)
-		      : mnl_attr_validate(attr, pol->type)) < 0)
-		return MNL_CB_ERROR;
-	p->tb[type] = attr;
-	return MNL_CB_OK;
-}
-
-int nl_attr_parse(const struct nlmsghdr *nlh, size_t hdrlen, const struct nl_policy *pol,
-		  unsigned int max, const struct nlattr **tb)
-{
-	struct parse p = { .pol = pol, .max = max, .tb = tb };
-
-	memset(tb, 0, (max + 1) * sizeof(*tb));
-	if (mnl_nlmsg_get_payload_len(nlh) < hdrlen)
-		return -EINVAL;
-	return mnl_attr_parse(nlh, hdrlen, parse_cb, &p) == MNL_CB_ERROR ? -EINVAL : 0;
-}
-
-int nl_attr_parse_nested(const struct nlattr *nest, const struct nl_policy *pol, unsigned int max,
-			 const struct nlattr **tb)
-{
-	struct parse p = { .pol = pol, .max = max, .tb = tb };
-
-	memset(tb, 0, (max + 1) * sizeof(*tb));
-	return mnl_attr_parse_nested(nest, parse_cb, &p) == MNL_CB_ERROR ? -EINVAL : 0;
-}
-
-static const struct nl_policy link_policy[IFLA_MAX + 1] = {
-	[IFLA_IFNAME] = { .type = MNL_TYPE_NUL_STRING },
-	[IFLA_ADDRESS] = { .type = MNL_TYPE_BINARY },
-	[IFLA_MTU] = { .type = MNL_TYPE_U32 },
-	[IFLA_LINKINFO] = { .type = MNL_TYPE_NESTED },
-};
-
-static const struct nl_policy linkinfo_policy[IFLA_INFO_MAX + 1] = {
-	[IFLA_INFO_KIND] = { .type = MNL_TYPE_NUL_STRING },
+static const struct nla_policy linkinfo_policy[IFLA_INFO_MAX + 1] = {
+	[IFLA_INFO_KIND] = { .type = NLA_STRING },
 };
 
 int nl_link_parse(const struct nlmsghdr *nlh, struct nl_link *link)
 {
-	const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
-	const struct nlattr *tb[IFLA_MAX + 1], *info[IFLA_INFO_MAX + 1];
+	const struct ifinfomsg *ifi = nlmsg_data(nlh);
+	struct nlattr *tb[IFLA_MAX + 1], *info[IFLA_INFO_MAX + 1];
 	const char *s;
 
 	if (nlh->nlmsg_type != RTM_NEWLINK || nl_attr_parse(nlh, sizeof(*ifi), link_policy, IFLA_MAX, tb))
@@ -331,35 +313,35 @@ int nl_link_parse(const struct nlmsghdr *nlh, struct nl_link *link)
 	*link = (struct nl_link){ .ifindex = ifi->ifi_index, .flags = ifi->ifi_flags };
 	if (!tb[IFLA_IFNAME])
 		return -EINVAL;
-	s = mnl_attr_get_str(tb[IFLA_IFNAME]);
+	s = nla_get_string(tb[IFLA_IFNAME]);
 	if (strlen(s) >= sizeof(link->name))
 		return -EINVAL;
 	memcpy(link->name, s, strlen(s) + 1);
 	if (tb[IFLA_MTU])
-		link->mtu = mnl_attr_get_u32(tb[IFLA_MTU]);
-	if (tb[IFLA_ADDRESS] && mnl_attr_get_payload_len(tb[IFLA_ADDRESS]) == sizeof(link->mac))
-		memcpy(link->mac, mnl_attr_get_payload(tb[IFLA_ADDRESS]), sizeof(link->mac));
+		link->mtu = nla_get_u32(tb[IFLA_MTU]);
+	if (tb[IFLA_ADDRESS] && nla_len(tb[IFLA_ADDRESS]) == sizeof(link->mac))
+		memcpy(link->mac, nla_data(tb[IFLA_ADDRESS]), sizeof(link->mac));
 	if (!tb[IFLA_LINKINFO] ||
-	    nl_attr_parse_nested(tb[IFLA_LINKINFO], linkinfo_policy, IFLA_INFO_MAX, info) ||
+	    nla_parse_nested(info, IFLA_INFO_MAX, tb[IFLA_LINKINFO], linkinfo_policy) < 0 ||
 	    !info[IFLA_INFO_KIND])
 		return 0;
-	s = mnl_attr_get_str(info[IFLA_INFO_KIND]);
+	s = nla_get_string(info[IFLA_INFO_KIND]);
 	if (strlen(s) < sizeof(link->kind))
 		memcpy(link->kind, s, strlen(s) + 1);
 	return 0;
 }
 
 /* A link request with its ifinfomsg header. */
-static struct nlmsghdr *link_req(char *buf, uint16_t type, uint16_t flags, int ifindex)
+static struct nl_msg *link_req(uint16_t type, uint16_t flags, int ifindex, unsigned int up)
 {
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	struct ifinfomsg *ifi;
+	const struct ifinfomsg ifi = {
+		.ifi_family = AF_UNSPEC,
+		.ifi_index = ifindex,
+		.ifi_flags = up,
+		.ifi_change = up,
+	};
 
-	nlh->nlmsg_type = type;
-	nlh->nlmsg_flags = flags;
-	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
-	*ifi = (struct ifinfomsg){ .ifi_family = AF_UNSPEC, .ifi_index = ifindex };
-	return nlh;
+	return nl_req_new(type, flags, &ifi, sizeof(ifi));
 }
 
 struct link_dump {
@@ -371,65 +353,49 @@ static int link_dump_cb(const struct nlmsghdr *nlh, void *data)
 {
 	const struct link_dump *d = data;
 	struct nl_link link;
-	int ret;
 
 	if (nl_link_parse(nlh, &link))
-		return MNL_CB_OK; /* not a link we can describe: skip it */
-	ret = d->cb(&link, d->data);
-	if (ret < 0) {
-		errno = -ret;
-		return MNL_CB_ERROR;
-	}
-	return ret > 0 ? MNL_CB_STOP : MNL_CB_OK;
+		return 0; /* not a link we can describe: skip it */
+	return d->cb(&link, d->data);
 }
 
-int nl_link_dump(struct nl_sock *nl, nl_link_cb cb, void *data, char *err, size_t errlen)
+int nl_link_dump(struct rtsock *nl, nl_link_cb cb, void *data, char *err, size_t errlen)
 {
-	char buf[NL_REQ_SIZE];
-	struct nlmsghdr *nlh = link_req(buf, RTM_GETLINK, NLM_F_DUMP, 0);
+	struct nl_msg *msg = link_req(RTM_GETLINK, NLM_F_DUMP, 0, 0);
 	struct link_dump d = { .cb = cb, .data = data };
 
 	/* Nothing here reads the statistics, which are most of a link's size. */
-	mnl_attr_put_u32(nlh, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
-	return nl_query(nl, nlh, link_dump_cb, &d, err, errlen);
+	if (msg)
+		nla_put_u32(msg, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+	return nl_query(nl, msg, link_dump_cb, &d, err, errlen);
 }
 
 static int link_get_cb(const struct nlmsghdr *nlh, void *data)
 {
-	if (nl_link_parse(nlh, data)) {
-		errno = EBADMSG;
-		return MNL_CB_ERROR;
-	}
-	return MNL_CB_OK;
+	return nl_link_parse(nlh, data) ? -EBADMSG : 0;
 }
 
-int nl_link_get(struct nl_sock *nl, const char *name, struct nl_link *link, char *err,
+int nl_link_get(struct rtsock *nl, const char *name, struct nl_link *link, char *err,
 		size_t errlen)
 {
-	char buf[NL_REQ_SIZE];
-	struct nlmsghdr *nlh = link_req(buf, RTM_GETLINK, 0, 0);
+	struct nl_msg *msg;
 
 	if (strlen(name) >= IFNAMSIZ)
 		return -EINVAL;
-	mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
-	mnl_attr_put_u32(nlh, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
-	return nl_query(nl, nlh, link_get_cb, link, err, errlen);
+	msg = link_req(RTM_GETLINK, 0, 0, 0);
+	if (msg) {
+		nla_put_string(msg, IFLA_IFNAME, name);
+		nla_put_u32(msg, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+	}
+	return nl_query(nl, msg, link_get_cb, link, err, errlen);
 }
 
-int nl_link_del(struct nl_sock *nl, int ifindex, char *err, size_t errlen)
+int nl_link_del(struct rtsock *nl, int ifindex, char *err, size_t errlen)
 {
-	char buf[NL_REQ_SIZE];
-
-	return nl_request(nl, link_req(buf, RTM_DELLINK, 0, ifindex), err, errlen);
+	return nl_request(nl, link_req(RTM_DELLINK, 0, ifindex, 0), err, errlen);
 }
 
-int nl_link_set_up(struct nl_sock *nl, int ifindex, char *err, size_t errlen)
+int nl_link_set_up(struct rtsock *nl, int ifindex, char *err, size_t errlen)
 {
-	char buf[NL_REQ_SIZE];
-	struct nlmsghdr *nlh = link_req(buf, RTM_NEWLINK, 0, ifindex);
-	struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
-
-	ifi->ifi_flags = IFF_UP;
-	ifi->ifi_change = IFF_UP;
-	return nl_request(nl, nlh, err, errlen);
+	return nl_request(nl, link_req(RTM_NEWLINK, 0, ifindex, IFF_UP), err, errlen);
 }

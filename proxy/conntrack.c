@@ -38,57 +38,57 @@
 
 /* ---- entries: parse and delete request ---- */
 
-static const struct nl_policy ct_policy[CTA_MAX + 1] = {
-	[CTA_TUPLE_ORIG] = { .type = MNL_TYPE_NESTED },
-	[CTA_TUPLE_REPLY] = { .type = MNL_TYPE_NESTED },
-	[CTA_ID] = { .type = MNL_TYPE_U32 },
-	[CTA_ZONE] = { .type = MNL_TYPE_U16 },
+static const struct nla_policy ct_policy[CTA_MAX + 1] = {
+	[CTA_TUPLE_ORIG] = { .type = NLA_NESTED },
+	[CTA_TUPLE_REPLY] = { .type = NLA_NESTED },
+	[CTA_ID] = { .type = NLA_U32 },
+	[CTA_ZONE] = { .type = NLA_U16 },
 };
 
-static const struct nl_policy tuple_policy[CTA_TUPLE_MAX + 1] = {
-	[CTA_TUPLE_IP] = { .type = MNL_TYPE_NESTED },
-	[CTA_TUPLE_PROTO] = { .type = MNL_TYPE_NESTED },
+static const struct nla_policy tuple_policy[CTA_TUPLE_MAX + 1] = {
+	[CTA_TUPLE_IP] = { .type = NLA_NESTED },
+	[CTA_TUPLE_PROTO] = { .type = NLA_NESTED },
 };
 
-static const struct nl_policy ip_policy[CTA_IP_MAX + 1] = {
-	[CTA_IP_V4_SRC] = { .type = MNL_TYPE_BINARY, .len = 4 },
-	[CTA_IP_V4_DST] = { .type = MNL_TYPE_BINARY, .len = 4 },
+static const struct nla_policy ip_policy[CTA_IP_MAX + 1] = {
+	[CTA_IP_V4_SRC] = { .minlen = 4, .maxlen = 4 },
+	[CTA_IP_V4_DST] = { .minlen = 4, .maxlen = 4 },
 };
 
-static const struct nl_policy proto_policy[CTA_PROTO_MAX + 1] = {
-	[CTA_PROTO_NUM] = { .type = MNL_TYPE_U8 },
-	[CTA_PROTO_SRC_PORT] = { .type = MNL_TYPE_U16 },
-	[CTA_PROTO_DST_PORT] = { .type = MNL_TYPE_U16 },
+static const struct nla_policy proto_policy[CTA_PROTO_MAX + 1] = {
+	[CTA_PROTO_NUM] = { .type = NLA_U8 },
+	[CTA_PROTO_SRC_PORT] = { .type = NLA_U16 },
+	[CTA_PROTO_DST_PORT] = { .type = NLA_U16 },
 };
 
 /* One direction's tuple: addresses, protocol and ports. */
-static int parse_tuple(const struct nlattr *nest, uint8_t *l4proto, struct ct_addr_port *src,
+static int parse_tuple(struct nlattr *nest, uint8_t *l4proto, struct ct_addr_port *src,
 		       struct ct_addr_port *dst)
 {
-	const struct nlattr *tb[CTA_TUPLE_MAX + 1], *ip[CTA_IP_MAX + 1], *pr[CTA_PROTO_MAX + 1];
+	struct nlattr *tb[CTA_TUPLE_MAX + 1], *ip[CTA_IP_MAX + 1], *pr[CTA_PROTO_MAX + 1];
 
-	if (nl_attr_parse_nested(nest, tuple_policy, CTA_TUPLE_MAX, tb) || !tb[CTA_TUPLE_IP] ||
-	    !tb[CTA_TUPLE_PROTO] || nl_attr_parse_nested(tb[CTA_TUPLE_IP], ip_policy, CTA_IP_MAX, ip) ||
-	    nl_attr_parse_nested(tb[CTA_TUPLE_PROTO], proto_policy, CTA_PROTO_MAX, pr) ||
+	if (nla_parse_nested(tb, CTA_TUPLE_MAX, nest, tuple_policy) < 0 || !tb[CTA_TUPLE_IP] ||
+	    !tb[CTA_TUPLE_PROTO] || nla_parse_nested(ip, CTA_IP_MAX, tb[CTA_TUPLE_IP], ip_policy) < 0 ||
+	    nla_parse_nested(pr, CTA_PROTO_MAX, tb[CTA_TUPLE_PROTO], proto_policy) < 0 ||
 	    !pr[CTA_PROTO_NUM])
 		return -EINVAL;
 	if (!ip[CTA_IP_V4_SRC] || !ip[CTA_IP_V4_DST])
 		return -EAFNOSUPPORT;
-	*l4proto = mnl_attr_get_u8(pr[CTA_PROTO_NUM]);
+	*l4proto = nla_get_u8(pr[CTA_PROTO_NUM]);
 	/* ICMP and friends carry an id instead of ports: not ours to clean. */
 	if (!pr[CTA_PROTO_SRC_PORT] || !pr[CTA_PROTO_DST_PORT])
 		return -EPROTONOSUPPORT;
-	memcpy(&src->addr, mnl_attr_get_payload(ip[CTA_IP_V4_SRC]), 4);
-	memcpy(&dst->addr, mnl_attr_get_payload(ip[CTA_IP_V4_DST]), 4);
-	src->port = ntohs(mnl_attr_get_u16(pr[CTA_PROTO_SRC_PORT]));
-	dst->port = ntohs(mnl_attr_get_u16(pr[CTA_PROTO_DST_PORT]));
+	memcpy(&src->addr, nla_data(ip[CTA_IP_V4_SRC]), 4);
+	memcpy(&dst->addr, nla_data(ip[CTA_IP_V4_DST]), 4);
+	src->port = ntohs(nla_get_u16(pr[CTA_PROTO_SRC_PORT]));
+	dst->port = ntohs(nla_get_u16(pr[CTA_PROTO_DST_PORT]));
 	return 0;
 }
 
 int ct_entry_parse(const struct nlmsghdr *nlh, struct ct_entry *e)
 {
 	const struct nfgenmsg *nfg = mnl_nlmsg_get_payload(nlh);
-	const struct nlattr *tb[CTA_MAX + 1];
+	struct nlattr *tb[CTA_MAX + 1];
 	struct ct_addr_port reply_dst;
 	uint8_t reply_proto;
 	int r;
@@ -108,11 +108,11 @@ int ct_entry_parse(const struct nlmsghdr *nlh, struct ct_entry *e)
 	if (r < 0)
 		return r;
 	if (tb[CTA_ID]) {
-		e->id = ntohl(mnl_attr_get_u32(tb[CTA_ID]));
+		e->id = ntohl(nla_get_u32(tb[CTA_ID]));
 		e->has_id = true;
 	}
 	if (tb[CTA_ZONE])
-		e->zone = ntohs(mnl_attr_get_u16(tb[CTA_ZONE]));
+		e->zone = ntohs(nla_get_u16(tb[CTA_ZONE]));
 	return 0;
 }
 

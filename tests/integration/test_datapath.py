@@ -63,12 +63,12 @@ def driver(tmp_path_factory):
     (d / "driver.c").write_text(DRIVER)
     san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"] \
         if "san" in os.path.basename(os.path.normpath(BIN_DIR)) else []
-    mnl = subprocess.run(["pkg-config", "--cflags", "--libs", "libmnl"], check=True,
-                         capture_output=True, text=True).stdout.split()
+    nl = subprocess.run(["pkg-config", "--cflags", "--libs", "libnl-3.0"], check=True,
+                        capture_output=True, text=True).stdout.split()
     subprocess.run(["cc", "-std=gnu11", "-g", "-O1", "-D_GNU_SOURCE", *san,
                     "-I", os.path.join(ROOT, "include"), "-o", str(d / "driver"),
                     str(d / "driver.c"), os.path.join(ROOT, "cni", "datapath.c"),
-                    os.path.join(ROOT, "lib", "nl.c"), *mnl], check=True)
+                    os.path.join(ROOT, "lib", "nl.c"), *nl], check=True)
     return str(d / "driver")
 
 
