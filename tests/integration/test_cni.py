@@ -3,6 +3,9 @@
 import hashlib
 import ipaddress
 import json
+import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -196,6 +199,22 @@ def test_version_and_status(node):
     node.stop_agent()
     code, out, _ = node.cni("STATUS", conf)
     assert code == 1 and out["code"] == 50, out
+
+
+def test_plugin_needs_no_library_of_the_host(node, tmp_path):
+    """The DaemonSet copies berth-cni into the host's /opt/cni/bin, next to the
+    host's libraries, not the agent image's: in a root holding nothing but the
+    plugin it must still run."""
+    if "san" in os.path.basename(os.path.normpath(node.lab.bin_dir)):
+        pytest.skip("the sanitizer build links the plugin dynamically")
+    root = tmp_path / "bare-host"
+    root.mkdir()
+    shutil.copy(os.path.join(node.lab.bin_dir, "berth-cni"), root / "berth-cni")
+    r = subprocess.run(["/usr/sbin/chroot", str(root), "/berth-cni"],
+                       input=json.dumps(node.plugin_conf(cniVersion="1.1.0")),
+                       env={"CNI_COMMAND": "VERSION"}, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["supportedVersions"] == ["0.4.0", "1.0.0", "1.1.0"]
 
 
 def test_gc_releases_only_invalid_attachments(node):
