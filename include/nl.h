@@ -54,8 +54,8 @@ void rtsock_close(struct rtsock *nl);
 struct nl_msg *nl_req_new(uint16_t type, uint16_t flags, const void *hdr, size_t hdrlen);
 
 /*
- * Send one request and wait for its ACK; this sets NLM_F_REQUEST | NLM_F_ACK,
- * the port and the sequence number, and frees msg. 0 or the kernel's -errno.
+ * Send one request and wait for its ACK; this sets NLM_F_REQUEST | NLM_F_ACK
+ * and the sequence number, and frees msg. 0 or the kernel's -errno.
  */
 int nl_request(struct rtsock *nl, struct nl_msg *msg, char *err, size_t errlen);
 
