@@ -57,19 +57,72 @@ DRIVER = textwrap.dedent(r"""
 """)
 
 
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory):
-    d = tmp_path_factory.mktemp("dp")
-    (d / "driver.c").write_text(DRIVER)
+NL_DRIVER = textwrap.dedent(r"""
+    #include "nl.h"
+    #include <arpa/inet.h>
+    #include <linux/rtnetlink.h>
+    #include <stdio.h>
+
+    static int first_only(const struct nl_link *link, void *data)
+    {
+        *(int *)data += 1;
+        return 1;
+    }
+
+    /* A refused request, a dump stopped at its first link, then a lookup. */
+    int main(void)
+    {
+        const struct rtmsg rtm = { .rtm_family = AF_INET, .rtm_dst_len = 24,
+                                   .rtm_table = RT_TABLE_MAIN, .rtm_protocol = RTPROT_STATIC,
+                                   .rtm_scope = RT_SCOPE_UNIVERSE, .rtm_type = RTN_UNICAST };
+        struct rtsock *nl = rtsock_open();
+        struct nl_msg *msg = nl_req_new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &rtm, sizeof(rtm));
+        struct in_addr dst, gw;
+        struct nl_link lo;
+        char err[256];
+        int ret, seen = 0;
+
+        if (!nl || !msg)
+            return 2;
+        inet_pton(AF_INET, "198.18.77.0", &dst);
+        inet_pton(AF_INET, "198.18.78.1", &gw); /* no link reaches it */
+        nla_put(msg, RTA_DST, 4, &dst);
+        nla_put(msg, RTA_GATEWAY, 4, &gw);
+        ret = nl_request(nl, msg, err, sizeof(err));
+        printf("%d\n%s\n", ret, err);
+        ret = nl_link_dump(nl, first_only, &seen, err, sizeof(err));
+        printf("%d %d\n", ret, seen);
+        ret = nl_link_get(nl, "lo", &lo, err, sizeof(err));
+        printf("%d %d\n", ret, lo.ifindex);
+        rtsock_close(nl);
+        return 0;
+    }
+""")
+
+
+def build(tmp_path_factory, name, source, sources):
+    """Compile a driver with the given berth sources (sanitized like the build under test)."""
+    d = tmp_path_factory.mktemp(name)
+    (d / "driver.c").write_text(source)
     san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"] \
         if "san" in os.path.basename(os.path.normpath(BIN_DIR)) else []
     nl = subprocess.run(["pkg-config", "--cflags", "--libs", "libnl-3.0"], check=True,
                         capture_output=True, text=True).stdout.split()
     subprocess.run(["cc", "-std=gnu11", "-g", "-O1", "-D_GNU_SOURCE", *san,
                     "-I", os.path.join(ROOT, "include"), "-o", str(d / "driver"),
-                    str(d / "driver.c"), os.path.join(ROOT, "cni", "datapath.c"),
-                    os.path.join(ROOT, "lib", "nl.c"), *nl], check=True)
+                    str(d / "driver.c"), *[os.path.join(ROOT, s) for s in sources], *nl],
+                   check=True)
     return str(d / "driver")
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory):
+    return build(tmp_path_factory, "dp", DRIVER, ["cni/datapath.c", "lib/nl.c"])
+
+
+@pytest.fixture(scope="module")
+def nl_driver(tmp_path_factory):
+    return build(tmp_path_factory, "nl", NL_DRIVER, ["lib/nl.c"])
 
 
 class Dp:
@@ -224,6 +277,19 @@ def test_failed_add_leaves_nothing(lab, node, dp, conflict):
     routes, rules, veths = berth_state(node)
     assert (routes, rules, veths) == ([], [], [])
     assert "eth0" not in links(p)
+
+
+def test_netlink_exchanges_keep_the_kernel_words_and_stay_in_step(lab, nl_driver):
+    """lib/nl.c: a refusal carries the kernel's extended-ACK text, and a dump
+    the caller stops at its first link is still read to its end, so the next
+    request on the socket gets its own answer."""
+    n = lab.netns("n")
+    for i in range(20):  # a dump of several parts
+        n.run("ip", "link", "add", f"va{i}", "type", "veth", "peer", "name", f"vb{i}")
+    out = n.run(nl_driver).stdout.split("\n")
+    assert out[0] == "-101" and out[1] == "Nexthop has invalid gateway", out
+    assert out[2] == "0 1", out
+    assert out[3] == "0 1", out
 
 
 def test_existing_pod_interface_is_eexist_and_untouched(lab, node, dp):
